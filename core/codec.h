@@ -53,14 +53,16 @@ void hs_enc_hashes(hs_buf *b, const hs_hash *h, uint32_t n); /* Vec<CryptoHash> 
 void hs_enc_msg(hs_buf *b, const hs_msg *m);                 /* spec §2.8 tags */
 
 /* Decoders: HS_OK with *out owned by the caller, or HS_ERR_INVALID (rd->err set, *out empty).
- * They consume exactly one value and do not require the reader to be exhausted. */
+ * They consume exactly one value and do not require the reader to be exhausted. A NULL lim
+ * means hs_limits_default(). Only canonical encodings are accepted: map keys and set members
+ * must be strictly ascending, and an update set may not name a key in both lists. */
 hs_status hs_dec_sigset(hs_rd *r, const hs_limits *lim, hs_sigset *out);
 hs_status hs_dec_pc(hs_rd *r, const hs_limits *lim, hs_pc *out);
 hs_status hs_dec_tc(hs_rd *r, const hs_limits *lim, hs_tc *out);
 hs_status hs_dec_data(hs_rd *r, const hs_limits *lim, hs_data *out);
 hs_status hs_dec_block(hs_rd *r, const hs_limits *lim, hs_block *out);
-/* Validator sets are sorted and de-duplicated on decode; a set whose validators vector and
- * powers map disagree is rejected. */
+/* A validator set whose keys are not strictly ascending, or whose validators vector and
+ * powers map list different keys, is rejected. */
 hs_status hs_dec_vs(hs_rd *r, const hs_limits *lim, hs_validator_set *out);
 hs_status hs_dec_app_updates(hs_rd *r, const hs_limits *lim, hs_app_updates *out);
 hs_status hs_dec_vs_updates(hs_rd *r, const hs_limits *lim, hs_vs_updates *out);

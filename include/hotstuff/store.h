@@ -29,8 +29,11 @@ typedef struct hs_leveldb_options {
     size_t cache_bytes; /* block cache; 0 = LevelDB's default */
 } hs_leveldb_options;
 hs_leveldb_options hs_leveldb_options_default(void); /* create, sync, 8 MiB cache */
-/* On failure returns NULL status and writes LevelDB's message ("IO error: lock ...: already
- * held by process", "Corruption: ...") to err. */
+/* Returns HS_OK and sets *out, or an error status with *out NULL: HS_ERR_IO for lock and I/O
+ * errors, HS_ERR_CORRUPT when LevelDB reports corruption (HS_ERR_INVALID for a bad argument,
+ * HS_ERR_NOMEM). On failure writes LevelDB's message ("IO error: lock ...: already held by
+ * process", "Corruption: ...") to err (truncated to errlen, always NUL-terminated). opt may be
+ * NULL for hs_leveldb_options_default(). */
 hs_status hs_leveldb_store_open(const char *path, const hs_leveldb_options *opt,
                                 hs_leveldb_store **out, char *err, size_t errlen);
 void hs_leveldb_store_close(hs_leveldb_store *s);

@@ -1,0 +1,302 @@
+/* core/algorithm.c - the step machine that stands in for the reference's algorithm thread
+ * (spec §11.3), and the message intake with its view-aware buffer (spec §3.14).
+ *
+ * A step is: advance (Pacemaker tick, enter the Pacemaker's view if HotStuff is behind it,
+ * deliver buffered messages of the current view), then the one input message, then the Block
+ * Sync client's tick, then advance again so a view change caused by the input is acted on in
+ * the same step rather than after the next wake-up.
+ */
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "algo.h"
+#include "bt.h"
+#include "hotstuff/crypto.h"
+#include "hotstuff/log.h"
+
+static uint64_t real_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void hs_core_emit(hs_core *c, hs_event *e) {
+    if (!c->env.emit) return;
+    e->timestamp_ms =
+        c->env.wall_clock_ms ? c->env.wall_clock_ms(c->env.clock_ctx) : real_wall_ms();
+    c->env.emit(c->env.emit_ctx, e);
+}
+
+hs_status hs_core_fail(hs_core *c, hs_status st, const char *what) {
+    assert(st != HS_OK);
+    if (c->halted == HS_OK) {
+        hs_log(HS_LOG_ERROR, "core", "halting: %s failed: %s", what, hs_status_str(st));
+        c->halted = st;
+    }
+    return st;
+}
+
+hs_status hs_core_refresh(hs_core *c) {
+    hs_vss vss = {0};
+    hs_pc hpc = {0};
+    hs_status st = hs_bt_vss(&c->rd, &vss);
+    if (st != HS_OK) return hs_core_fail(c, st == HS_NOT_FOUND ? HS_ERR_CORRUPT : st, "read vss");
+    st = hs_bt_highest_pc(&c->rd, &hpc);
+    if (st != HS_OK) {
+        hs_vss_free(&vss);
+        return hs_core_fail(c, st == HS_NOT_FOUND ? HS_ERR_CORRUPT : st, "read highest pc");
+    }
+    hs_vss_free(&c->vss);
+    hs_pc_free(&c->highest_pc);
+    c->vss = vss;
+    c->highest_pc = hpc;
+    return HS_OK;
+}
+
+hs_safety_ctx hs_core_safety(const hs_core *c) {
+    hs_safety_ctx s = {&c->rd, c->cfg.chain_id, &c->vss};
+    return s;
+}
+
+const hs_key *hs_core_me(const hs_core *c) { return &c->cfg.me.public_key; }
+
+uint64_t hs_core_epoch(const hs_core *c, uint64_t view) {
+    uint64_t n = c->cfg.epoch_length;
+    return view / n + (view % n != 0);
+}
+
+bool hs_core_is_epoch_change_view(const hs_core *c, uint64_t view) {
+    return view % c->cfg.epoch_length == 0;
+}
+
+/* spec §3.1 */
+bool hs_core_is_validator(const hs_core *c, const hs_key *k) {
+    return hs_vs_contains(&c->vss.committed, k) ||
+           (!c->vss.update_decided && hs_vs_contains(&c->vss.previous, k));
+}
+
+static bool is_leader(const hs_validator_set *vs, uint64_t view, const hs_key *k) {
+    hs_key leader;
+    /* An empty or powerless set has no leader (spec §1.7): nobody proposes. */
+    if (hs_vs_leader(vs, view, &leader) != HS_OK) return false;
+    return memcmp(leader.b, k->b, HS_KEY_LEN) == 0;
+}
+
+bool hs_core_is_proposer(const hs_core *c, const hs_key *k, uint64_t view) {
+    return is_leader(&c->vss.committed, view, k) ||
+           (!c->vss.update_decided && is_leader(&c->vss.previous, view, k));
+}
+
+hs_status hs_core_apply_update(hs_core *c, const hs_pc *justify, bool notify) {
+    hs_bt_update_result res = {0};
+    hs_status st = hs_bt_update(&c->env.kv, justify, &res);
+    if (st != HS_OK) return hs_core_fail(c, st, "block tree update");
+    st = hs_core_refresh(c);
+    if (st != HS_OK) goto out;
+
+    /* Events after the write, in the order of spec §3.5. */
+    hs_event e;
+    if (res.highest_pc_updated) {
+        e = (hs_event){.type = HS_EV_UPDATE_HIGHEST_PC};
+        e.u.update_highest_pc.highest_pc = *justify;
+        hs_core_emit(c, &e);
+    }
+    if (res.locked_pc_updated) {
+        e = (hs_event){.type = HS_EV_UPDATE_LOCKED_PC};
+        e.u.update_locked_pc.locked_pc = res.locked_pc;
+        hs_core_emit(c, &e);
+    }
+    for (uint32_t i = 0; i < res.n_committed; i++) {
+        const hs_bt_committed *b = &res.committed[i];
+        e = (hs_event){.type = HS_EV_PRUNE_BLOCK};
+        e.u.prune_block.block = b->block;
+        hs_core_emit(c, &e);
+        e = (hs_event){.type = HS_EV_COMMIT_BLOCK};
+        e.u.commit_block.block = b->block;
+        hs_core_emit(c, &e);
+        if (b->has_vsu) {
+            e = (hs_event){.type = HS_EV_UPDATE_VALIDATOR_SET};
+            e.u.update_validator_set.cause_block = b->block;
+            e.u.update_validator_set.updates = b->vsu;
+            hs_core_emit(c, &e);
+        }
+    }
+    if (notify && res.has_vsu && c->env.net.update_validator_set)
+        c->env.net.update_validator_set(c->env.net.self, &res.vsu);
+    st = hs_phase_collectors_update(&c->phase_collectors, &c->vss);
+    if (st != HS_OK) st = hs_core_fail(c, st, "update collectors");
+out:
+    hs_bt_update_result_free(&res);
+    return st;
+}
+
+/* ---- construction ---- */
+
+hs_status hs_core_new(const hs_config *cfg, const hs_core_env *env, uint64_t now_ms,
+                      hs_core **out) {
+    char err[256];
+    *out = NULL;
+    if (hs_config_validate(cfg, err, sizeof err) != HS_OK) {
+        hs_log(HS_LOG_ERROR, "core", "%s", err);
+        return HS_ERR_INVALID;
+    }
+    if (!env->kv.get || !env->kv.write || !env->net.broadcast || !env->net.send ||
+        !env->app.produce_block || !env->app.validate_block || !env->app.validate_block_for_sync)
+        return HS_ERR_INVALID;
+    hs_core *c = calloc(1, sizeof *c);
+    if (!c) return HS_ERR_NOMEM;
+    c->cfg = *cfg;
+    c->env = *env;
+    c->rd = hs_kv_store_reader(&env->kv);
+    c->now = now_ms;
+    c->rng = env->rng_seed ? env->rng_seed : 0x9E3779B97F4A7C15ull;
+    c->buffer = hs_msg_buffer_new(cfg->progress_msg_buffer_capacity);
+    if (!c->buffer) {
+        free(c);
+        return HS_ERR_NOMEM;
+    }
+
+    hs_status st = hs_core_refresh(c);
+    if (st != HS_OK) goto fail;
+
+    /* spec §4.8: the start-up view. */
+    uint64_t hve = 0, hvwp;
+    st = hs_bt_highest_view_entered(&c->rd, &hve);
+    if (st == HS_NOT_FOUND) hve = 0;
+    else if (st != HS_OK) goto fail;
+    st = hs_bt_highest_tc(&c->rd, &c->highest_tc);
+    if (st == HS_OK) c->has_highest_tc = true;
+    else if (st != HS_NOT_FOUND) goto fail;
+    c->highest_view_entered = hve;
+    hvwp = hve;
+    if (c->highest_pc.view > hvwp) hvwp = c->highest_pc.view;
+    if (c->has_highest_tc && c->highest_tc.view > hvwp) hvwp = c->highest_tc.view;
+    uint64_t initial_view = hvwp == 0 ? 0 : hvwp + 1;
+
+    st = hs_pacemaker_init(c, initial_view);
+    if (st != HS_OK) goto fail;
+    st = hs_hotstuff_init(c, initial_view);
+    if (st != HS_OK) goto fail;
+    hs_sync_client_init(c);
+    hs_log(HS_LOG_INFO, "core", "starting in view %llu", (unsigned long long)initial_view);
+    *out = c;
+    return HS_OK;
+fail:
+    hs_log(HS_LOG_ERROR, "core", "cannot start from the store: %s", hs_status_str(st));
+    hs_core_free(c);
+    return st == HS_NOT_FOUND ? HS_ERR_CORRUPT : st;
+}
+
+void hs_core_free(hs_core *c) {
+    if (!c) return;
+    hs_hotstuff_free(c);
+    hs_pacemaker_free(c);
+    hs_msg_buffer_free(c->buffer);
+    hs_vss_free(&c->vss);
+    hs_pc_free(&c->highest_pc);
+    hs_tc_free(&c->highest_tc);
+    free(c);
+}
+
+/* ---- the loop body ---- */
+
+static hs_status dispatch(hs_core *c, const hs_key *origin, const hs_msg *m) {
+    if (hs_msg_is_hotstuff(m)) return hs_hotstuff_on_message(c, origin, m);
+    if (hs_msg_is_pacemaker(m)) return hs_pacemaker_on_message(c, origin, m);
+    if (hs_msg_is_advertise(m)) return hs_sync_client_on_advertise(c, origin, m);
+    return HS_OK;
+}
+
+/* Tick, follow the Pacemaker into a new view, and deliver what was buffered for the current
+ * view, one message per iteration as the reference's recv does (spec §3.14 steps 1-2). Ends
+ * because every iteration either returns or pops a message, and ticks add nothing to the
+ * buffer. */
+static hs_status advance(hs_core *c) {
+    for (;;) {
+        hs_status st = hs_pacemaker_tick(c);
+        if (st != HS_OK) return st;
+        if (c->pm_view != c->hs_view) {
+            st = hs_hotstuff_enter_view(c, c->pm_view);
+            if (st != HS_OK) return st;
+        }
+        hs_msg_buffer_drop_below(c->buffer, c->pm_view);
+        hs_key origin;
+        hs_msg m = {0};
+        if (!hs_msg_buffer_pop(c->buffer, c->pm_view, &origin, &m)) return HS_OK;
+        st = dispatch(c, &origin, &m);
+        hs_msg_free(&m);
+        if (st != HS_OK) return st;
+    }
+}
+
+/* spec §3.14 step 3 for one received message. Takes ownership of *m. */
+static hs_status intake(hs_core *c, const hs_key *origin, hs_msg *m) {
+    hs_status st = HS_OK;
+    if (m->type == HS_MSG_SYNC_RESPONSE) {
+        st = hs_sync_client_on_response(c, origin, &m->u.sync_response);
+        goto out;
+    }
+    if (m->type == HS_MSG_SYNC_REQUEST || m->type == HS_MSG_NONE) goto out; /* not ours */
+    if (hs_msg_chain_id(m) != c->cfg.chain_id) goto out;
+    if (hs_msg_is_advertise(m)) {
+        st = dispatch(c, origin, m);
+        goto out;
+    }
+    uint64_t view;
+    if (!hs_msg_view(m, &view)) goto out;
+    uint64_t cur = c->pm_view;
+    bool hotstuff = hs_msg_is_hotstuff(m);
+    if (view > cur) {
+        /* Future HotStuff messages wait in the buffer. Future Pacemaker messages are handled
+         * now AND buffered, so that they are seen again if the replica reaches that view. */
+        if (hotstuff) {
+            bool inserted = false;
+            st = hs_msg_buffer_insert(c->buffer, origin, view, m, &inserted);
+            goto out;
+        }
+        hs_msg copy = {0};
+        if (hs_msg_copy(&copy, m) == HS_OK) {
+            bool inserted = false;
+            st = hs_msg_buffer_insert(c->buffer, origin, view, &copy, &inserted);
+            if (!inserted) hs_msg_free(&copy);
+            if (st != HS_OK) goto out;
+        }
+        st = dispatch(c, origin, m);
+        goto out;
+    }
+    if (view == cur) st = dispatch(c, origin, m);
+    /* view < cur: a past view's message is dropped. */
+out:
+    hs_msg_free(m);
+    return st;
+}
+
+hs_status hs_core_step(hs_core *c, uint64_t now_ms, const hs_key *origin, hs_msg *in) {
+    if (c->halted != HS_OK) {
+        if (in) hs_msg_free(in);
+        return c->halted;
+    }
+    /* The monotonic clock never goes back; a caller that passes an older time gets the last
+     * one, so deadlines stay ordered. */
+    if (now_ms > c->now) c->now = now_ms;
+    hs_status st = advance(c);
+    if (st == HS_OK && in) st = intake(c, origin, in);
+    else if (in) hs_msg_free(in);
+    if (st == HS_OK) st = hs_sync_client_tick(c);
+    if (st == HS_OK) st = advance(c);
+    if (st != HS_OK && c->halted == HS_OK) hs_core_fail(c, st, "step");
+    return st;
+}
+
+uint64_t hs_core_deadline(const hs_core *c) {
+    /* The view times out when now > deadline (strict, spec §4.4). */
+    uint64_t d = c->pm_deadline == UINT64_MAX ? UINT64_MAX : c->pm_deadline + 1;
+    uint64_t s = hs_sync_client_deadline(c);
+    return s < d ? s : d;
+}
+
+uint64_t hs_core_view(const hs_core *c) { return c->pm_view; }
+bool hs_core_is_syncing(const hs_core *c) { return c->syncing; }
+uint64_t hs_core_buffer_bytes(const hs_core *c) { return hs_msg_buffer_bytes(c->buffer); }

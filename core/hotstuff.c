@@ -1,0 +1,374 @@
+/* core/hotstuff.c - the HotStuff subprotocol (spec §3): entering views, proposing and nudging,
+ * and handling Proposals, Nudges, PhaseVotes and NewViews.
+ *
+ * One deliberate difference from the reference's order (spec §3.8 step 4d): a PhaseVote's view
+ * is persisted as HIGHEST_VIEW_PHASE_VOTED BEFORE the vote is sent, not after. A replica
+ * killed between the two then at worst loses one vote; in the reference order it could restart,
+ * not know it voted, and vote again in the same view for another block.
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "algo.h"
+#include "bt.h"
+#include "hotstuff/crypto.h"
+#include "hotstuff/log.h"
+
+hs_status hs_hotstuff_init(hs_core *c, uint64_t initial_view) {
+    /* spec §3.6: no enter_view for the initial view (nobody proposes in it). */
+    c->hs_view = initial_view;
+    c->proposal_status = HS_PS_WAITING;
+    return hs_phase_collectors_init(&c->phase_collectors, c->cfg.chain_id, initial_view, &c->vss);
+}
+
+void hs_hotstuff_free(hs_core *c) { hs_phase_collectors_free(&c->phase_collectors); }
+
+/* spec §3.1 is_phase_voter */
+static bool is_phase_voter(const hs_core *c, const hs_pc *justify) {
+    const hs_key *me = hs_core_me(c);
+    if (c->vss.update_decided || justify->phase == HS_PHASE_COMMIT)
+        return hs_vs_contains(&c->vss.committed, me);
+    return hs_vs_contains(&c->vss.previous, me);
+}
+
+/* spec §3.1 phase_vote_recipient */
+static hs_status phase_vote_recipient(const hs_core *c, const hs_phase_vote *v, hs_key *out) {
+    const hs_validator_set *vs = (c->vss.update_decided || v->phase == HS_PHASE_DECIDE)
+                                     ? &c->vss.committed
+                                     : &c->vss.previous;
+    return hs_vs_leader(vs, v->view + 1, out);
+}
+
+static hs_status persist_entered_view(hs_core *c, uint64_t view) {
+    hs_status st = hs_bt_set_highest_view_entered(&c->env.kv, view);
+    if (st != HS_OK) return hs_core_fail(c, st, "persist highest view entered");
+    c->highest_view_entered = view;
+    return HS_OK;
+}
+
+/* Build the App's view at `parent` (NULL for height 0) for one App call. */
+static hs_status open_app_view(hs_core *c, const hs_hash *parent, hs_app_view **v) {
+    hs_status st = hs_app_view_open(&c->rd, parent, v);
+    if (st != HS_OK) return hs_core_fail(c, st, "open app view");
+    return HS_OK;
+}
+
+static void free_produce_response(hs_produce_block_response *r) {
+    hs_data_free(&r->data);
+    hs_app_updates_free(&r->app_state_updates);
+    hs_vs_updates_free(&r->validator_set_updates);
+}
+
+static void free_validate_response(hs_validate_block_response *r) {
+    hs_app_updates_free(&r->app_state_updates);
+    hs_vs_updates_free(&r->validator_set_updates);
+}
+
+/* spec §3.6 step 4b, highest PC Generic or Decide: produce and broadcast a new block. */
+static hs_status propose_new_block(hs_core *c, uint64_t view) {
+    const hs_pc *hp = &c->highest_pc;
+    bool genesis = hs_pc_is_genesis(hp);
+    uint64_t height = 0;
+    if (!genesis) {
+        hs_status st = hs_bt_block_height(&c->rd, &hp->block, &height);
+        if (st != HS_OK) /* highest_pc always certifies a stored block */
+            return hs_core_fail(c, st == HS_NOT_FOUND ? HS_ERR_CORRUPT : st, "highest pc block");
+        height++;
+    }
+    hs_app_view *av = NULL;
+    hs_status st = open_app_view(c, genesis ? NULL : &hp->block, &av);
+    if (st != HS_OK) return st;
+    hs_produce_block_request req = {.cur_view = view, .has_parent = !genesis, .tree = av};
+    if (!genesis) req.parent = hp->block;
+    hs_produce_block_response resp = {0};
+    hs_status ast = c->env.app.produce_block(c->env.app.self, &req, &resp);
+    hs_app_view_close(av);
+    if (ast != HS_OK) {
+        hs_log(HS_LOG_WARN, "hotstuff", "App produce_block failed in view %llu: %s",
+               (unsigned long long)view, hs_status_str(ast));
+        free_produce_response(&resp);
+        return HS_OK; /* no proposal this view; the view times out */
+    }
+
+    hs_msg m = {.type = HS_MSG_PROPOSAL};
+    hs_proposal *p = &m.u.proposal;
+    p->chain_id = c->cfg.chain_id;
+    p->view = view;
+    p->block.height = height;
+    p->block.data_hash = resp.data_hash;
+    p->block.data = resp.data; /* moved */
+    resp.data = (hs_data){0};
+    free_produce_response(&resp);
+    st = hs_pc_copy(&p->block.justify, hp);
+    if (st == HS_OK) st = hs_block_compute_hash(&p->block, &p->block.hash);
+    if (st != HS_OK) {
+        hs_msg_free(&m);
+        return hs_core_fail(c, st, "build proposal");
+    }
+    c->env.net.broadcast(c->env.net.self, &m);
+    hs_event e = {.type = HS_EV_PROPOSE};
+    e.u.propose.proposal = *p;
+    hs_core_emit(c, &e);
+    hs_msg_free(&m);
+    return HS_OK;
+}
+
+/* spec §3.6 */
+hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view) {
+    uint64_t old = c->hs_view;
+    assert(view > old);
+
+    /* 1. NewView to the next leader(s) of the view being left. */
+    hs_msg nv = {.type = HS_MSG_NEW_VIEW};
+    nv.u.new_view.chain_id = c->cfg.chain_id;
+    nv.u.new_view.view = old;
+    nv.u.new_view.highest_pc = c->highest_pc; /* borrowed: not freed below */
+    hs_key to;
+    if (hs_vs_leader(&c->vss.committed, old + 1, &to) == HS_OK)
+        c->env.net.send(c->env.net.self, &to, &nv);
+    if (!c->vss.update_decided && hs_vs_leader(&c->vss.previous, old + 1, &to) == HS_OK)
+        c->env.net.send(c->env.net.self, &to, &nv);
+    hs_event e = {.type = HS_EV_NEW_VIEW};
+    e.u.new_view.new_view = nv.u.new_view;
+    hs_core_emit(c, &e);
+
+    /* 2. */
+    c->hs_view = view;
+    c->proposal_status = HS_PS_WAITING;
+    hs_phase_collectors_free(&c->phase_collectors);
+    hs_status st = hs_phase_collectors_init(&c->phase_collectors, c->cfg.chain_id, view, &c->vss);
+    if (st != HS_OK) return hs_core_fail(c, st, "phase collectors");
+
+    /* 3. */
+    st = persist_entered_view(c, view);
+    if (st != HS_OK) return st;
+    e = (hs_event){.type = HS_EV_START_VIEW};
+    e.u.start_view.view = view;
+    hs_core_emit(c, &e);
+
+    /* 4. */
+    if (!hs_core_is_proposer(c, hs_core_me(c), view)) return HS_OK;
+    bool has = false;
+    hs_hash rp;
+    st = hs_repropose_block(&c->rd, view, &has, &rp);
+    if (st != HS_OK) return hs_core_fail(c, st, "repropose_block");
+    if (has) {
+        hs_msg m = {.type = HS_MSG_PROPOSAL};
+        m.u.proposal.chain_id = c->cfg.chain_id;
+        m.u.proposal.view = view;
+        st = hs_bt_block(&c->rd, &rp, &m.u.proposal.block);
+        if (st != HS_OK)
+            return hs_core_fail(c, st == HS_NOT_FOUND ? HS_ERR_CORRUPT : st, "re-proposed block");
+        c->env.net.broadcast(c->env.net.self, &m);
+        e = (hs_event){.type = HS_EV_PROPOSE};
+        e.u.propose.proposal = m.u.proposal;
+        hs_core_emit(c, &e);
+        hs_msg_free(&m);
+        return HS_OK;
+    }
+    if (hs_pc_is_block_justify(&c->highest_pc)) return propose_new_block(c, view);
+
+    hs_msg m = {.type = HS_MSG_NUDGE};
+    m.u.nudge.chain_id = c->cfg.chain_id;
+    m.u.nudge.view = view;
+    m.u.nudge.justify = c->highest_pc; /* borrowed */
+    c->env.net.broadcast(c->env.net.self, &m);
+    e = (hs_event){.type = HS_EV_NUDGE};
+    e.u.nudge.nudge = m.u.nudge;
+    hs_core_emit(c, &e);
+    return HS_OK;
+}
+
+/* spec §3.7: every handled Proposal or Nudge advances the status. */
+static void advance_status(hs_core *c, const hs_key *origin) {
+    if (c->proposal_status == HS_PS_WAITING) {
+        c->proposal_status = HS_PS_ONE_LEADER_PROPOSED;
+        c->first_proposer = *origin;
+    } else {
+        c->proposal_status = HS_PS_ALL_LEADERS_PROPOSED;
+    }
+}
+
+/* Sign, persist, send and announce a PhaseVote for `block` in the current view. */
+static hs_status vote(hs_core *c, const hs_hash *block, hs_phase phase) {
+    hs_msg m = {.type = HS_MSG_PHASE_VOTE};
+    hs_phase_vote *v = &m.u.phase_vote;
+    v->chain_id = c->cfg.chain_id;
+    v->view = c->hs_view;
+    v->block = *block;
+    v->phase = phase;
+    uint8_t bytes[HS_VOTE_MSG_LEN];
+    hs_phase_vote_bytes(v->chain_id, v->view, &v->block, v->phase, bytes);
+    hs_sign(&c->cfg.me, bytes, sizeof bytes, &v->sig);
+
+    hs_key to;
+    if (phase_vote_recipient(c, v, &to) != HS_OK) return HS_OK; /* no leader: nobody to tell */
+    /* Persist first (see the file comment): never two votes in one view, even across a crash. */
+    hs_status st = hs_bt_set_highest_view_phase_voted(&c->env.kv, v->view);
+    if (st != HS_OK) return hs_core_fail(c, st, "persist highest view phase voted");
+    c->env.net.send(c->env.net.self, &to, &m);
+    hs_event e = {.type = HS_EV_PHASE_VOTE};
+    e.u.phase_vote.vote = *v;
+    hs_core_emit(c, &e);
+    return HS_OK;
+}
+
+static hs_status voted_in_current_view(hs_core *c, bool *voted) {
+    uint64_t hv = 0;
+    hs_status st = hs_bt_highest_view_phase_voted(&c->rd, &hv);
+    if (st == HS_NOT_FOUND) {
+        *voted = false;
+        return HS_OK;
+    }
+    if (st != HS_OK) return hs_core_fail(c, st, "read highest view phase voted");
+    *voted = hv >= c->hs_view;
+    return HS_OK;
+}
+
+/* spec §3.8 */
+static hs_status on_proposal(hs_core *c, const hs_key *origin, const hs_proposal *p) {
+    hs_event e = {.type = HS_EV_RECEIVE_PROPOSAL};
+    e.u.receive_proposal.origin = *origin;
+    e.u.receive_proposal.proposal = *p;
+    hs_core_emit(c, &e);
+
+    const hs_block *b = &p->block;
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false;
+    hs_status st = hs_block_is_correct(&sc, b, &ok);
+    if (st == HS_OK && ok) st = hs_safe_block(&sc, b, &ok);
+    if (st != HS_OK) return hs_core_fail(c, st, "check proposal");
+    if (!ok) return HS_OK;
+
+    bool genesis = hs_pc_is_genesis(&b->justify);
+    hs_app_view *av = NULL;
+    st = open_app_view(c, genesis ? NULL : &b->justify.block, &av);
+    if (st != HS_OK) return st;
+    hs_validate_block_request req = {.proposed_block = b, .tree = av};
+    hs_validate_block_response resp = {0};
+    hs_status ast = c->env.app.validate_block(c->env.app.self, &req, &resp);
+    hs_app_view_close(av);
+    if (ast != HS_OK || !resp.valid) {
+        if (ast != HS_OK)
+            hs_log(HS_LOG_WARN, "hotstuff", "App validate_block failed: %s", hs_status_str(ast));
+        free_validate_response(&resp);
+        return HS_OK; /* spec §3.8 step 5: nothing stored or sent */
+    }
+
+    st = hs_bt_insert(&c->env.kv, b, resp.has_app_state_updates ? &resp.app_state_updates : NULL,
+                      resp.has_validator_set_updates ? &resp.validator_set_updates : NULL);
+    bool vs_updating = resp.has_validator_set_updates;
+    free_validate_response(&resp);
+    if (st != HS_OK) return hs_core_fail(c, st, "insert block");
+    e = (hs_event){.type = HS_EV_INSERT_BLOCK};
+    e.u.insert_block.block = *b;
+    hs_core_emit(c, &e);
+
+    st = hs_core_apply_update(c, &b->justify, true);
+    if (st != HS_OK) return st;
+
+    bool voted = false;
+    st = voted_in_current_view(c, &voted);
+    if (st != HS_OK) return st;
+    if (is_phase_voter(c, &b->justify) && !voted)
+        return vote(c, &b->hash, vs_updating ? HS_PHASE_PREPARE : HS_PHASE_GENERIC);
+    return HS_OK;
+}
+
+/* spec §3.9 */
+static hs_status on_nudge(hs_core *c, const hs_key *origin, const hs_nudge *n) {
+    hs_event e = {.type = HS_EV_RECEIVE_NUDGE};
+    e.u.receive_nudge.origin = *origin;
+    e.u.receive_nudge.nudge = *n;
+    hs_core_emit(c, &e);
+
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false;
+    hs_status st = hs_pc_is_correct(&sc, &n->justify, &ok);
+    if (st == HS_OK && ok) st = hs_safe_nudge(&sc, n, c->hs_view, &ok);
+    if (st != HS_OK) return hs_core_fail(c, st, "check nudge");
+    if (!ok) return HS_OK;
+
+    st = hs_core_apply_update(c, &n->justify, true);
+    if (st != HS_OK) return st;
+    bool voted = false;
+    st = voted_in_current_view(c, &voted);
+    if (st != HS_OK) return st;
+    if (is_phase_voter(c, &n->justify) && !voted) {
+        /* safe_nudge admits only Prepare, Precommit and Commit; the vote is the next phase. */
+        assert(hs_pc_is_nudge_justify(&n->justify));
+        return vote(c, &n->justify.block, (hs_phase)(n->justify.phase + 1));
+    }
+    return HS_OK;
+}
+
+/* spec §3.10 */
+static hs_status on_phase_vote(hs_core *c, const hs_key *origin, const hs_phase_vote *v) {
+    hs_event e = {.type = HS_EV_RECEIVE_PHASE_VOTE};
+    e.u.receive_phase_vote.origin = *origin;
+    e.u.receive_phase_vote.vote = *v;
+    hs_core_emit(c, &e);
+
+    if ((unsigned)v->phase >= HS_PHASE_COUNT) return HS_OK;
+    uint8_t bytes[HS_VOTE_MSG_LEN];
+    hs_phase_vote_bytes(v->chain_id, v->view, &v->block, v->phase, bytes);
+    if (!hs_verify(origin, bytes, sizeof bytes, &v->sig)) return HS_OK;
+
+    bool got = false;
+    hs_pc pc = {0};
+    hs_status st = hs_phase_collectors_collect(&c->phase_collectors, origin, v, &got, &pc);
+    if (st != HS_OK) return hs_core_fail(c, st, "collect phase vote");
+    if (!got) return HS_OK;
+    e = (hs_event){.type = HS_EV_COLLECT_PC};
+    e.u.collect_pc.pc = pc;
+    hs_core_emit(c, &e);
+
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false;
+    st = hs_pc_is_correct(&sc, &pc, &ok);
+    if (st == HS_OK && ok) st = hs_safe_pc(&sc, &pc, &ok);
+    if (st == HS_OK && ok) st = hs_core_apply_update(c, &pc, true);
+    else if (st != HS_OK) st = hs_core_fail(c, st, "check collected pc");
+    hs_pc_free(&pc);
+    return st;
+}
+
+/* spec §3.11 */
+static hs_status on_new_view(hs_core *c, const hs_key *origin, const hs_new_view *nv) {
+    hs_event e = {.type = HS_EV_RECEIVE_NEW_VIEW};
+    e.u.receive_new_view.origin = *origin;
+    e.u.receive_new_view.new_view = *nv;
+    hs_core_emit(c, &e);
+
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false;
+    hs_status st = hs_pc_is_correct(&sc, &nv->highest_pc, &ok);
+    if (st == HS_OK && ok) st = hs_safe_pc(&sc, &nv->highest_pc, &ok);
+    if (st != HS_OK) return hs_core_fail(c, st, "check new view");
+    if (!ok) return HS_OK;
+    return hs_core_apply_update(c, &nv->highest_pc, true);
+}
+
+/* spec §3.7 dispatch. */
+hs_status hs_hotstuff_on_message(hs_core *c, const hs_key *origin, const hs_msg *m) {
+    switch (m->type) {
+    case HS_MSG_PROPOSAL:
+    case HS_MSG_NUDGE: {
+        if (!hs_core_is_proposer(c, origin, c->hs_view)) return HS_OK;
+        if (c->proposal_status == HS_PS_ALL_LEADERS_PROPOSED) return HS_OK;
+        if (c->proposal_status == HS_PS_ONE_LEADER_PROPOSED &&
+            memcmp(c->first_proposer.b, origin->b, HS_KEY_LEN) == 0)
+            return HS_OK;
+        hs_status st = m->type == HS_MSG_PROPOSAL ? on_proposal(c, origin, &m->u.proposal)
+                                                  : on_nudge(c, origin, &m->u.nudge);
+        advance_status(c, origin);
+        return st;
+    }
+    case HS_MSG_PHASE_VOTE:
+        return on_phase_vote(c, origin, &m->u.phase_vote);
+    case HS_MSG_NEW_VIEW:
+        return on_new_view(c, origin, &m->u.new_view);
+    default:
+        return HS_OK;
+    }
+}

@@ -1,0 +1,225 @@
+/* core/pacemaker.c - view synchronisation (spec §4): per-epoch deadlines, timeout votes and
+ * certificates in epoch-change views, and AdvanceView.
+ *
+ * Deadlines use millisecond precision for max_view_time (the reference truncates it to whole
+ * seconds when laying out an epoch, spec §14.12; identical for whole-second values).
+ */
+#include <assert.h>
+#include <string.h>
+
+#include "algo.h"
+#include "bt.h"
+#include "hotstuff/crypto.h"
+#include "hotstuff/log.h"
+
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t sat_mul(uint64_t a, uint64_t b) {
+    return (b != 0 && a > UINT64_MAX / b) ? UINT64_MAX : a * b;
+}
+
+/* spec §4.2: every view of the epoch of `start` gets base + T * (v - start + 1). */
+static void lay_out_epoch(hs_core *c, uint64_t start) {
+    c->epoch_start_view = start;
+    c->epoch_base = c->now;
+}
+
+static uint64_t epoch_deadline(const hs_core *c, uint64_t view) {
+    assert(view >= c->epoch_start_view);
+    return sat_add(c->epoch_base,
+                   sat_mul(c->cfg.max_view_time_ms, view - c->epoch_start_view + 1));
+}
+
+hs_status hs_pacemaker_init(hs_core *c, uint64_t initial_view) {
+    c->pm_view = initial_view;
+    lay_out_epoch(c, initial_view);
+    c->pm_deadline = epoch_deadline(c, initial_view);
+    c->has_last_advance_view = false;
+    return hs_timeout_collectors_init(&c->timeout_collectors, c->cfg.chain_id, initial_view,
+                                      &c->vss);
+}
+
+void hs_pacemaker_free(hs_core *c) { hs_timeout_collectors_free(&c->timeout_collectors); }
+
+/* spec §4.7 */
+static hs_status update_view(hs_core *c, uint64_t next) {
+    assert(next > c->pm_view);
+    if (hs_core_epoch(c, c->pm_view) != hs_core_epoch(c, next)) lay_out_epoch(c, next);
+    c->pm_view = next;
+    c->pm_deadline = epoch_deadline(c, next);
+    hs_timeout_collectors_free(&c->timeout_collectors);
+    hs_status st =
+        hs_timeout_collectors_init(&c->timeout_collectors, c->cfg.chain_id, next, &c->vss);
+    if (st != HS_OK) return hs_core_fail(c, st, "timeout collectors");
+    return HS_OK;
+}
+
+static bool may_advertise(const hs_core *c) {
+    return hs_core_is_validator(c, hs_core_me(c)) &&
+           (!c->has_last_advance_view || c->last_advance_view < c->pm_view);
+}
+
+static void broadcast_advance_view(hs_core *c, const hs_advance_view *av) {
+    hs_msg m = {.type = HS_MSG_ADVANCE_VIEW};
+    m.u.advance_view = *av; /* borrowed */
+    c->env.net.broadcast(c->env.net.self, &m);
+    hs_event e = {.type = HS_EV_ADVANCE_VIEW};
+    e.u.advance_view.advance_view = *av;
+    hs_core_emit(c, &e);
+    c->has_last_advance_view = true;
+    c->last_advance_view = c->pm_view;
+}
+
+static hs_status store_highest_tc(hs_core *c, const hs_tc *tc) {
+    hs_status st = hs_bt_set_highest_tc(&c->env.kv, tc);
+    if (st != HS_OK) return hs_core_fail(c, st, "persist highest tc");
+    hs_tc copy = {0};
+    st = hs_tc_copy(&copy, tc);
+    if (st != HS_OK) return hs_core_fail(c, st, "copy tc");
+    hs_tc_free(&c->highest_tc);
+    c->highest_tc = copy;
+    c->has_highest_tc = true;
+    hs_event e = {.type = HS_EV_UPDATE_HIGHEST_TC};
+    e.u.update_highest_tc.highest_tc = *tc;
+    hs_core_emit(c, &e);
+    return HS_OK;
+}
+
+static bool higher_than_stored_tc(const hs_core *c, const hs_tc *tc) {
+    return !c->has_highest_tc || tc->view > c->highest_tc.view;
+}
+
+/* spec §4.4 */
+hs_status hs_pacemaker_tick(hs_core *c) {
+    if (c->now > c->pm_deadline) {
+        uint64_t cur = c->pm_view;
+        hs_event e = {.type = HS_EV_VIEW_TIMEOUT};
+        e.u.view_timeout.view = cur;
+        hs_core_emit(c, &e);
+        if (!hs_core_is_epoch_change_view(c, cur)) return update_view(c, cur + 1);
+
+        if (hs_core_is_validator(c, hs_core_me(c))) {
+            hs_msg m = {.type = HS_MSG_TIMEOUT_VOTE};
+            hs_timeout_vote *tv = &m.u.timeout_vote;
+            tv->chain_id = c->cfg.chain_id;
+            tv->view = cur;
+            uint8_t bytes[HS_TIMEOUT_MSG_LEN];
+            hs_timeout_vote_bytes(tv->chain_id, cur, bytes);
+            hs_sign(&c->cfg.me, bytes, sizeof bytes, &tv->sig);
+            if (c->has_highest_tc) {
+                tv->has_highest_tc = true;
+                tv->highest_tc = c->highest_tc; /* borrowed */
+            }
+            c->env.net.broadcast(c->env.net.self, &m);
+            e = (hs_event){.type = HS_EV_TIMEOUT_VOTE};
+            e.u.timeout_vote.timeout_vote = *tv;
+            hs_core_emit(c, &e);
+        }
+        /* Park in the epoch-change view, voting again every T until a TC or PC moves us. */
+        c->pm_deadline = sat_add(c->now, c->cfg.max_view_time_ms);
+        return HS_OK;
+    }
+
+    hs_status st = hs_timeout_collectors_update(&c->timeout_collectors, &c->vss);
+    if (st != HS_OK) return hs_core_fail(c, st, "update timeout collectors");
+
+    const hs_pc *hp = &c->highest_pc;
+    if (hp->view >= c->pm_view && !hs_pc_is_genesis(hp) && may_advertise(c)) {
+        hs_advance_view av = {.is_tc = false, .pc = *hp};
+        broadcast_advance_view(c, &av);
+    }
+    return HS_OK;
+}
+
+/* spec §4.5 */
+static hs_status on_timeout_vote(hs_core *c, const hs_key *origin, const hs_timeout_vote *tv) {
+    hs_event e = {.type = HS_EV_RECEIVE_TIMEOUT_VOTE};
+    e.u.receive_timeout_vote.origin = *origin;
+    e.u.receive_timeout_vote.timeout_vote = *tv;
+    hs_core_emit(c, &e);
+
+    if (!hs_core_is_validator(c, origin)) return HS_OK;
+    uint8_t bytes[HS_TIMEOUT_MSG_LEN];
+    hs_timeout_vote_bytes(tv->chain_id, tv->view, bytes);
+    if (!hs_verify(origin, bytes, sizeof bytes, &tv->sig)) return HS_OK;
+    if (!hs_core_is_epoch_change_view(c, tv->view)) return HS_OK;
+
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool fallback = false;
+    if (tv->has_highest_tc) {
+        hs_status st = hs_tc_is_correct(&sc, &tv->highest_tc, &fallback);
+        if (st != HS_OK) return hs_core_fail(c, st, "check fallback tc");
+    }
+
+    bool got = false;
+    hs_tc tc = {0};
+    hs_status st = hs_timeout_collectors_collect(&c->timeout_collectors, origin, tv, &got, &tc);
+    if (st != HS_OK) return hs_core_fail(c, st, "collect timeout vote");
+    if (got) {
+        e = (hs_event){.type = HS_EV_COLLECT_TC};
+        e.u.collect_tc.tc = tc;
+        hs_core_emit(c, &e);
+        if (higher_than_stored_tc(c, &tc)) {
+            st = store_highest_tc(c, &tc);
+            /* The view is not changed here: the replica moves when its own AdvanceView comes
+             * back (spec §4.5). Only validators advertise (the C port's reading, §14.9). */
+            if (st == HS_OK && may_advertise(c)) {
+                hs_advance_view av = {.is_tc = true, .tc = tc};
+                broadcast_advance_view(c, &av);
+            }
+        }
+        hs_tc_free(&tc);
+        return st;
+    }
+    if (fallback && higher_than_stored_tc(c, &tv->highest_tc)) {
+        st = store_highest_tc(c, &tv->highest_tc);
+        if (st != HS_OK) return st;
+        /* spec §14.10: store it, but move only forward. */
+        uint64_t next = tv->highest_tc.view + 1;
+        if (tv->highest_tc.view != UINT64_MAX && next > c->pm_view) return update_view(c, next);
+    }
+    return HS_OK;
+}
+
+/* spec §4.6 */
+static hs_status on_advance_view(hs_core *c, const hs_key *origin, const hs_advance_view *av) {
+    hs_event e = {.type = HS_EV_RECEIVE_ADVANCE_VIEW};
+    e.u.receive_advance_view.origin = *origin;
+    e.u.receive_advance_view.advance_view = *av;
+    hs_core_emit(c, &e);
+
+    if (!hs_core_is_validator(c, origin)) return HS_OK;
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool valid = false;
+    hs_status st;
+    uint64_t view;
+    if (av->is_tc) {
+        st = hs_tc_is_correct(&sc, &av->tc, &valid);
+        valid = valid && hs_core_is_epoch_change_view(c, av->tc.view);
+        view = av->tc.view;
+    } else {
+        st = hs_pc_is_correct(&sc, &av->pc, &valid);
+        view = av->pc.view;
+    }
+    if (st != HS_OK) return hs_core_fail(c, st, "check advance view");
+    if (!valid) return HS_OK;
+
+    if (av->is_tc && higher_than_stored_tc(c, &av->tc)) {
+        st = store_highest_tc(c, &av->tc);
+        if (st != HS_OK) return st;
+    }
+    if (may_advertise(c)) broadcast_advance_view(c, av);
+    /* Delivered only when view >= the current view (spec §3.14), so this moves forward; a
+     * certificate for view UINT64_MAX cannot be followed and is ignored. */
+    if (view == UINT64_MAX || view + 1 <= c->pm_view) return HS_OK;
+    return update_view(c, view + 1);
+}
+
+hs_status hs_pacemaker_on_message(hs_core *c, const hs_key *origin, const hs_msg *m) {
+    /* The intake delivers Pacemaker messages of views >= the current one (spec §3.14); a
+     * buffered copy may come back after processing it moved us past its view. */
+    uint64_t view;
+    if (hs_msg_view(m, &view) && view < c->pm_view) return HS_OK;
+    if (m->type == HS_MSG_TIMEOUT_VOTE) return on_timeout_vote(c, origin, &m->u.timeout_vote);
+    if (m->type == HS_MSG_ADVANCE_VIEW) return on_advance_view(c, origin, &m->u.advance_view);
+    return HS_OK;
+}
