@@ -80,6 +80,7 @@ struct hs_core {
     uint64_t sync_synced;
     uint64_t sync_h0;
     uint64_t sync_advertised;
+    uint64_t sync_cursor; /* the next request starts at max(committed + 1, sync_cursor) */
     uint64_t rng;
 };
 
@@ -108,6 +109,8 @@ hs_status hs_pacemaker_init(hs_core *c, uint64_t initial_view);
 void hs_pacemaker_free(hs_core *c);
 hs_status hs_pacemaker_tick(hs_core *c);
 hs_status hs_pacemaker_on_message(hs_core *c, const hs_key *origin, const hs_msg *m);
+hs_status hs_pacemaker_on_stale_timeout_vote(hs_core *c, const hs_key *origin,
+                                             const hs_timeout_vote *tv);
 
 /* sync_client.c (spec §5.2-5.4) */
 void hs_sync_client_init(hs_core *c);

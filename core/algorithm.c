@@ -134,6 +134,30 @@ out:
 
 /* ---- construction ---- */
 
+/* The start-up view. The reference (spec §4.8) starts at hvwp + 1, where hvwp is the highest
+ * of the view entered and the views of the highest PC and TC, or at 0 when that is 0. Two
+ * cases stall it, both found by the simulator, so the port starts as follows instead:
+ *  - a replica that crashed while parked in an epoch-change view E, holding no certificate
+ *    for E, restarts IN E (the reference skips to E + 1, where it can never join the others'
+ *    timeout quorum for E);
+ *  - a replica holding a certificate for view v starts after v even when v is 0 (the reference
+ *    restarts a replica holding TC(0) in view 0).
+ * Re-entering E is safe: no enter_view runs for the start-up view, phase votes are guarded by
+ * HIGHEST_VIEW_PHASE_VOTED, and a timeout vote for E is the same vote again. */
+static uint64_t start_up_view(const hs_core *c, uint64_t hve) {
+    uint64_t after_cert = 0;
+    if (!hs_pc_is_genesis(&c->highest_pc) && c->highest_pc.view < UINT64_MAX - 1)
+        after_cert = c->highest_pc.view + 1;
+    if (c->has_highest_tc && c->highest_tc.view < UINT64_MAX - 1 &&
+        c->highest_tc.view + 1 > after_cert)
+        after_cert = c->highest_tc.view + 1;
+    uint64_t after_entered = 0;
+    if (hve > 0)
+        after_entered = (hs_core_is_epoch_change_view(c, hve) || hve >= UINT64_MAX - 1) ? hve
+                                                                                       : hve + 1;
+    return after_cert > after_entered ? after_cert : after_entered;
+}
+
 hs_status hs_core_new(const hs_config *cfg, const hs_core_env *env, uint64_t now_ms,
                       hs_core **out) {
     char err[256];
@@ -162,7 +186,7 @@ hs_status hs_core_new(const hs_config *cfg, const hs_core_env *env, uint64_t now
     if (st != HS_OK) goto fail;
 
     /* spec §4.8: the start-up view. */
-    uint64_t hve = 0, hvwp;
+    uint64_t hve = 0;
     st = hs_bt_highest_view_entered(&c->rd, &hve);
     if (st == HS_NOT_FOUND) hve = 0;
     else if (st != HS_OK) goto fail;
@@ -170,10 +194,7 @@ hs_status hs_core_new(const hs_config *cfg, const hs_core_env *env, uint64_t now
     if (st == HS_OK) c->has_highest_tc = true;
     else if (st != HS_NOT_FOUND) goto fail;
     c->highest_view_entered = hve;
-    hvwp = hve;
-    if (c->highest_pc.view > hvwp) hvwp = c->highest_pc.view;
-    if (c->has_highest_tc && c->highest_tc.view > hvwp) hvwp = c->highest_tc.view;
-    uint64_t initial_view = hvwp == 0 ? 0 : hvwp + 1;
+    uint64_t initial_view = start_up_view(c, hve);
 
     st = hs_pacemaker_init(c, initial_view);
     if (st != HS_OK) goto fail;
@@ -267,7 +288,9 @@ static hs_status intake(hs_core *c, const hs_key *origin, hs_msg *m) {
         goto out;
     }
     if (view == cur) st = dispatch(c, origin, m);
-    /* view < cur: a past view's message is dropped. */
+    else if (m->type == HS_MSG_TIMEOUT_VOTE) /* a laggard: see pacemaker.c */
+        st = hs_pacemaker_on_stale_timeout_vote(c, origin, &m->u.timeout_vote);
+    /* Otherwise a past view's message is dropped. */
 out:
     hs_msg_free(m);
     return st;

@@ -20,6 +20,16 @@
 #include "hotstuff/log.h"
 #include "safety.h"
 
+/* Bounds for decoding what this replica stored itself. The bytes were checked against the
+ * configured limits when they arrived; applying the defaults again here would make a node
+ * configured above them unable to read its own blocks. The decoders still never allocate more
+ * than the stored value's length justifies. */
+static hs_limits stored_limits(void) {
+    hs_limits l = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX,
+                   UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT32_MAX};
+    return l;
+}
+
 #define MOD "block_tree"
 
 /* ---- little-endian helpers ---- */
@@ -154,7 +164,7 @@ static hs_status get_pc(const hs_kv_reader *r, const bkey *k, const char *kind, 
     size_t vlen;
     hs_status st = get_key(r, k, &v, &vlen);
     if (st != HS_OK) return st;
-    hs_limits lim = hs_limits_default();
+    hs_limits lim = stored_limits();
     st = hs_decode_pc(v, vlen, &lim, out);
     free(v);
     return decoded(st, kind, h);
@@ -166,7 +176,7 @@ static hs_status get_vs(const hs_kv_reader *r, const bkey *k, const char *kind,
     size_t vlen;
     hs_status st = get_key(r, k, &v, &vlen);
     if (st != HS_OK) return st;
-    hs_limits lim = hs_limits_default();
+    hs_limits lim = stored_limits();
     st = hs_decode_vs(v, vlen, &lim, out);
     free(v);
     return decoded(st, kind, NULL);
@@ -233,7 +243,7 @@ hs_status hs_bt_block_data(const hs_kv_reader *r, const hs_hash *h, hs_data *out
     uint32_t n;
     hs_status st = hs_bt_block_data_len(r, h, &n);
     if (st != HS_OK) return st;
-    hs_limits lim = hs_limits_default();
+    hs_limits lim = stored_limits();
     if (n > lim.max_datums) return corrupt("block data length", h);
     hs_data d = {0};
     if (n) {
@@ -333,7 +343,7 @@ hs_status hs_bt_pending_app_updates(const hs_kv_reader *r, const hs_hash *h, hs_
     size_t vlen;
     hs_status st = get_key(r, &k, &v, &vlen);
     if (st != HS_OK) return st;
-    hs_limits lim = hs_limits_default();
+    hs_limits lim = stored_limits();
     hs_rd rd;
     hs_rd_init(&rd, v, vlen);
     st = hs_dec_app_updates(&rd, &lim, out);
@@ -364,7 +374,7 @@ hs_status hs_bt_vsu_status(const hs_kv_reader *r, const hs_hash *h, hs_vsu_statu
         *status = HS_VSU_COMMITTED;
         st = HS_OK;
     } else if (vlen >= 1 && v[0] == VSU_TAG_PENDING) {
-        hs_limits lim = hs_limits_default();
+        hs_limits lim = stored_limits();
         hs_vs_updates u = {0};
         hs_rd rd;
         hs_rd_init(&rd, v + 1, vlen - 1);
@@ -444,7 +454,7 @@ hs_status hs_bt_highest_tc(const hs_kv_reader *r, hs_tc *out) {
     size_t vlen;
     hs_status st = get_key(r, &k, &v, &vlen);
     if (st != HS_OK) return st;
-    hs_limits lim = hs_limits_default();
+    hs_limits lim = stored_limits();
     st = hs_decode_tc(v, vlen, &lim, out);
     free(v);
     return decoded(st, "highest TC", NULL);
@@ -544,15 +554,28 @@ static hs_status is_committed(const hs_kv_reader *r, const hs_hash *h, bool *out
     return st;
 }
 
-/* The speculative chain from NEWEST_BLOCK back to (not including) the highest committed block,
- * newest first. It is left empty when NEWEST_BLOCK is committed, pruned, or on a branch that
- * does not reach the highest committed block (spec §14.25: the C port serves the committed part
- * rather than failing). */
+/* The speculative chain from the block of HIGHEST_PC back to (not including) the highest
+ * committed block, newest first.
+ *
+ * The spec (§5.1) walks from NEWEST_BLOCK, the block inserted last, which may sit on an
+ * abandoned fork (a Byzantine leader's block, a proposal that never got a PC): a lagging peer
+ * then receives a branch it cannot build on while the chain everyone extends stays out of
+ * reach (a stall the simulator found). The chain certified by the highest PC is the one the
+ * response's highest_pc lets the peer continue from, so the port serves that one. It is left
+ * empty when that block is committed, pruned, or on a branch that does not reach the highest
+ * committed block (spec §14.25: the committed part is still served). */
 static hs_status speculative_chain(const hs_kv_reader *r, hash_vec *out) {
-    hs_hash cur;
-    hs_status st = hs_bt_newest_block(r, &cur);
+    hs_pc hp = {0};
+    hs_status st = hs_bt_highest_pc(r, &hp);
     if (st == HS_NOT_FOUND) return HS_OK;
     if (st != HS_OK) return st;
+    bool hp_genesis = hs_pc_is_genesis(&hp);
+    hs_hash cur = hp.block;
+    hs_pc_free(&hp);
+    if (hp_genesis) return HS_OK;
+    bool known;
+    st = hs_bt_contains(r, &cur, &known);
+    if (st != HS_OK || !known) return st;
     hs_hash hcb;
     st = hs_bt_highest_committed_block(r, &hcb);
     bool has_hcb = st == HS_OK;
@@ -619,7 +642,12 @@ hs_status hs_bt_blocks_from_height_to_newest(const hs_kv_reader *r, uint64_t sta
     if (res.n < limit) {
         st = speculative_chain(r, &spec);
         for (size_t i = spec.n; st == HS_OK && i-- > 0 && res.n < limit;) {
-            st = hs_bt_block(r, &spec.v[i], &b);
+            /* Heights below `start` were asked not to be sent: a client that already holds
+             * them asks from above them (sync_client.c). */
+            uint64_t h;
+            st = hs_bt_block_height(r, &spec.v[i], &h);
+            if (st == HS_OK && h < start) continue;
+            if (st == HS_OK) st = hs_bt_block(r, &spec.v[i], &b);
             if (st == HS_NOT_FOUND) st = corrupt("block (missing in its chain)", &spec.v[i]);
             if (st == HS_OK) st = block_vec_push(&res, &b);
         }
@@ -868,7 +896,7 @@ static hs_status drop_stale_datums(const hs_kv_reader *r, hs_write_batch *b, con
     hs_status st = hs_bt_block_data_len(r, &blk->hash, &old);
     if (st == HS_NOT_FOUND) return HS_OK;
     if (st != HS_OK) return st;
-    if (old > hs_limits_default().max_datums) return corrupt("block data length", &blk->hash);
+    if (old > stored_limits().max_datums) return corrupt("block data length", &blk->hash);
     for (uint32_t i = blk->data.n; st == HS_OK && i < old; i++) {
         bkey k = key_datum(&blk->hash, i);
         st = b_del(b, &k);
@@ -937,6 +965,16 @@ static hs_status insert_into(const hs_kv_reader *r, hs_write_batch *b, hs_buf *b
 hs_status hs_bt_insert(const hs_kv_store *kv, const hs_block *blk, const hs_app_updates *asu,
                        const hs_vs_updates *vsu) {
     hs_kv_reader r = hs_kv_store_reader(kv);
+    /* A block already in the tree is left as it is. The reference writes it again (spec
+     * §6.3, §14.26), which after its commit turns its VS status from Committed back to Pending
+     * and brings back pending app updates of a committed block: certificates for it are then
+     * checked against the wrong validator set, and the transition to the new set can never be
+     * decided (a permanent stall the simulator found, reached through a re-proposal). Same hash,
+     * same content: there is nothing to write. */
+    bool known = false;
+    hs_status kst = hs_bt_contains(&r, &blk->hash, &known);
+    if (kst != HS_OK) return kst;
+    if (known) return HS_OK;
     hs_write_batch *b = hs_batch_new();
     if (!b) return HS_ERR_NOMEM;
     hs_buf buf;
@@ -1011,7 +1049,7 @@ static hs_status prune_one(upd *u, const hs_hash *h, hash_vec *stack) {
         len = 0;
     }
     if (st != HS_OK) return st;
-    if (len > hs_limits_default().max_datums) return corrupt("block data length", h);
+    if (len > stored_limits().max_datums) return corrupt("block data length", h);
 
     const bkey keys[] = {
         key_hash(HS_KEY_BLOCK_TO_CHILDREN, h),

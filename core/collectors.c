@@ -8,6 +8,7 @@
  * success, so an allocation failure leaves the pair as it was.
  */
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "collectors.h"
@@ -16,6 +17,7 @@
 
 static void phase_free(hs_phase_collector *pc) {
     for (uint32_t i = 0; i < pc->n_entries; i++) hs_sigset_free(&pc->entries[i].sigs);
+    free(pc->entries);
     hs_vs_free(&pc->vs);
     memset(pc, 0, sizeof *pc);
 }
@@ -35,6 +37,14 @@ static hs_status phase_init(hs_phase_collector *pc, uint64_t chain_id, uint64_t 
 static hs_status phase_clone(hs_phase_collector *dst, const hs_phase_collector *src) {
     hs_status st = phase_init(dst, src->chain_id, src->view, &src->vs);
     if (st != HS_OK) return st;
+    if (src->n_entries > 0) {
+        dst->entries = calloc(src->n_entries, sizeof *dst->entries);
+        if (!dst->entries) {
+            phase_free(dst);
+            return HS_ERR_NOMEM;
+        }
+        dst->cap_entries = src->n_entries;
+    }
     for (uint32_t i = 0; i < src->n_entries; i++) {
         hs_vote_entry *d = &dst->entries[i];
         const hs_vote_entry *s = &src->entries[i];
@@ -59,6 +69,12 @@ static int phase_find_entry(const hs_phase_collector *pc, const hs_hash *block, 
     return -1;
 }
 
+static bool has_signed_any(const hs_phase_collector *pc, uint32_t pos) {
+    for (uint32_t i = 0; i < pc->n_entries; i++)
+        if (pc->entries[i].sigs.slots[pos].present) return true;
+    return false;
+}
+
 /* spec §2.11 PhaseVoteCollector::collect. */
 static hs_status phase_collect(hs_phase_collector *pc, const hs_key *signer,
                                const hs_phase_vote *v, bool *got, hs_pc *out) {
@@ -71,7 +87,15 @@ static hs_status phase_collect(hs_phase_collector *pc, const hs_key *signer,
     int idx = phase_find_entry(pc, &v->block, v->phase);
     if (idx < 0) {
         /* Bound memory against signers voting for many blocks (collectors.h). */
-        if (pc->n_entries == HS_COLLECTOR_MAX_ENTRIES) return HS_OK;
+        if (has_signed_any(pc, (uint32_t)pos)) return HS_OK;
+        if (pc->n_entries == pc->cap_entries) {
+            uint32_t cap = pc->cap_entries ? pc->cap_entries * 2 : 4;
+            hs_vote_entry *grown = realloc(pc->entries, cap * sizeof *grown);
+            if (!grown) return HS_ERR_NOMEM;
+            pc->entries = grown;
+            pc->cap_entries = cap;
+        }
+        assert(pc->n_entries < pc->vs.n);
         hs_vote_entry *e = &pc->entries[pc->n_entries];
         memset(e, 0, sizeof *e);
         hs_status st = hs_sigset_init(&e->sigs, pc->vs.n);

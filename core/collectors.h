@@ -1,16 +1,18 @@
 /* core/collectors.h - phase-vote and timeout-vote collectors (spec §2.11). Internal.
  *
  * A collector is bound to (chain_id, view, validator set). The caller has already verified each
- * vote's signature against the signer. To bound memory against Byzantine signers, a phase
- * collector keeps at most HS_COLLECTOR_MAX_ENTRIES (block, phase) entries; a vote that would
- * open one more is ignored (an honest quorum needs one entry per certificate).
+ * vote's signature against the signer.
+ *
+ * Bound: a signer may open a new (block, phase) entry only while it has no signature in any
+ * entry of the collector. Honest replicas vote once per view, so this never refuses an honest
+ * vote, while a Byzantine signer voting for many blocks opens at most one entry: entries stay
+ * at most the size of the validator set. (A global cap on entries would let one Byzantine
+ * signer fill it with junk before the honest votes arrive.)
  */
 #ifndef HS_CORE_COLLECTORS_H
 #define HS_CORE_COLLECTORS_H
 
 #include "hotstuff/messages.h"
-
-#define HS_COLLECTOR_MAX_ENTRIES 64
 
 typedef struct hs_vote_entry {
     hs_hash block;
@@ -22,8 +24,8 @@ typedef struct hs_vote_entry {
 typedef struct hs_phase_collector {
     uint64_t chain_id, view;
     hs_validator_set vs; /* owned copy */
-    uint32_t n_entries;
-    hs_vote_entry entries[HS_COLLECTOR_MAX_ENTRIES];
+    uint32_t n_entries, cap_entries;
+    hs_vote_entry *entries; /* owned; at most vs.n entries (see above) */
 } hs_phase_collector;
 
 typedef struct hs_timeout_collector {

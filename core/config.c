@@ -159,6 +159,13 @@ hs_status hs_config_validate(const hs_config *c, char *err, size_t errlen) {
         return BAD("block_sync_response_timeout", "must be <= 1 day");
     if (c->block_sync_trigger_timeout_ms == 0)
         return BAD("block_sync_trigger_timeout", "must be > 0");
+    /* Durations are added to monotonic times: a day bounds every sum far from 2^64. */
+    if (c->block_sync_server_advertise_time_ms > MAX_RESPONSE_TIMEOUT_MS)
+        return BAD("block_sync_server_advertise_time", "must be <= 1 day");
+    if (c->block_sync_blacklist_expiry_time_ms > MAX_RESPONSE_TIMEOUT_MS)
+        return BAD("block_sync_blacklist_expiry_time", "must be <= 1 day");
+    if (c->block_sync_trigger_timeout_ms > MAX_RESPONSE_TIMEOUT_MS)
+        return BAD("block_sync_trigger_timeout", "must be <= 1 day");
     if (c->epoch_length < 1) return BAD("epoch_length", "must be >= 1");
     if (c->max_view_time_ms == 0) return BAD("max_view_time", "must be > 0");
     /* Bounds the deadline arithmetic of spec §4.2 (T * epoch_length stays far from 2^64). */

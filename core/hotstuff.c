@@ -73,6 +73,10 @@ static hs_status propose_new_block(hs_core *c, uint64_t view) {
         hs_status st = hs_bt_block_height(&c->rd, &hp->block, &height);
         if (st != HS_OK) /* highest_pc always certifies a stored block */
             return hs_core_fail(c, st == HS_NOT_FOUND ? HS_ERR_CORRUPT : st, "highest pc block");
+        if (height >= UINT64_MAX - 1) { /* safe_block admits no block at UINT64_MAX */
+            hs_log(HS_LOG_ERROR, "hotstuff", "block height space exhausted: not proposing");
+            return HS_OK;
+        }
         height++;
     }
     hs_app_view *av = NULL;
@@ -225,6 +229,36 @@ static hs_status voted_in_current_view(hs_core *c, bool *voted) {
     return HS_OK;
 }
 
+/* The App's verdict on a new block, and its insertion when valid (spec §3.8 steps 3-4a). */
+static hs_status validate_and_insert(hs_core *c, const hs_block *b, bool *vs_updating,
+                                     bool *valid) {
+    *valid = false;
+    bool genesis = hs_pc_is_genesis(&b->justify);
+    hs_app_view *av = NULL;
+    hs_status st = open_app_view(c, genesis ? NULL : &b->justify.block, &av);
+    if (st != HS_OK) return st;
+    hs_validate_block_request req = {.proposed_block = b, .tree = av};
+    hs_validate_block_response resp = {0};
+    hs_status ast = c->env.app.validate_block(c->env.app.self, &req, &resp);
+    hs_app_view_close(av);
+    if (ast != HS_OK || !resp.valid) {
+        if (ast != HS_OK)
+            hs_log(HS_LOG_WARN, "hotstuff", "App validate_block failed: %s", hs_status_str(ast));
+        free_validate_response(&resp);
+        return HS_OK;
+    }
+    st = hs_bt_insert(&c->env.kv, b, resp.has_app_state_updates ? &resp.app_state_updates : NULL,
+                      resp.has_validator_set_updates ? &resp.validator_set_updates : NULL);
+    *vs_updating = resp.has_validator_set_updates;
+    free_validate_response(&resp);
+    if (st != HS_OK) return hs_core_fail(c, st, "insert block");
+    *valid = true;
+    hs_event e = {.type = HS_EV_INSERT_BLOCK};
+    e.u.insert_block.block = *b;
+    hs_core_emit(c, &e);
+    return HS_OK;
+}
+
 /* spec §3.8 */
 static hs_status on_proposal(hs_core *c, const hs_key *origin, const hs_proposal *p) {
     hs_event e = {.type = HS_EV_RECEIVE_PROPOSAL};
@@ -240,29 +274,22 @@ static hs_status on_proposal(hs_core *c, const hs_key *origin, const hs_proposal
     if (st != HS_OK) return hs_core_fail(c, st, "check proposal");
     if (!ok) return HS_OK;
 
-    bool genesis = hs_pc_is_genesis(&b->justify);
-    hs_app_view *av = NULL;
-    st = open_app_view(c, genesis ? NULL : &b->justify.block, &av);
-    if (st != HS_OK) return st;
-    hs_validate_block_request req = {.proposed_block = b, .tree = av};
-    hs_validate_block_response resp = {0};
-    hs_status ast = c->env.app.validate_block(c->env.app.self, &req, &resp);
-    hs_app_view_close(av);
-    if (ast != HS_OK || !resp.valid) {
-        if (ast != HS_OK)
-            hs_log(HS_LOG_WARN, "hotstuff", "App validate_block failed: %s", hs_status_str(ast));
-        free_validate_response(&resp);
-        return HS_OK; /* spec §3.8 step 5: nothing stored or sent */
+    /* A block already in the tree (a re-proposal, spec §3.4) was validated when it was
+     * inserted; it is not inserted again (see hs_bt_insert), and whether it updates the
+     * validator set is read from its stored status. */
+    bool known = false, vs_updating = false;
+    st = hs_bt_contains(&c->rd, &b->hash, &known);
+    if (st != HS_OK) return hs_core_fail(c, st, "read block");
+    if (known) {
+        hs_vsu_status vst;
+        st = hs_bt_vsu_status(&c->rd, &b->hash, &vst, NULL);
+        if (st != HS_OK) return hs_core_fail(c, st, "read vs status");
+        vs_updating = vst != HS_VSU_NONE;
+    } else {
+        st = validate_and_insert(c, b, &vs_updating, &ok);
+        if (st != HS_OK) return st;
+        if (!ok) return HS_OK; /* spec §3.8 step 5: nothing stored or sent */
     }
-
-    st = hs_bt_insert(&c->env.kv, b, resp.has_app_state_updates ? &resp.app_state_updates : NULL,
-                      resp.has_validator_set_updates ? &resp.validator_set_updates : NULL);
-    bool vs_updating = resp.has_validator_set_updates;
-    free_validate_response(&resp);
-    if (st != HS_OK) return hs_core_fail(c, st, "insert block");
-    e = (hs_event){.type = HS_EV_INSERT_BLOCK};
-    e.u.insert_block.block = *b;
-    hs_core_emit(c, &e);
 
     st = hs_core_apply_update(c, &b->justify, true);
     if (st != HS_OK) return st;

@@ -95,7 +95,9 @@ hs_status hs_pacemaker_tick(hs_core *c) {
         hs_event e = {.type = HS_EV_VIEW_TIMEOUT};
         e.u.view_timeout.view = cur;
         hs_core_emit(c, &e);
-        if (!hs_core_is_epoch_change_view(c, cur)) return update_view(c, cur + 1);
+        /* The last view, UINT64_MAX, has no successor: it parks like an epoch-change view. */
+        if (!hs_core_is_epoch_change_view(c, cur) && cur < UINT64_MAX - 1)
+            return update_view(c, cur + 1);
 
         if (hs_core_is_validator(c, hs_core_me(c))) {
             hs_msg m = {.type = HS_MSG_TIMEOUT_VOTE};
@@ -174,8 +176,8 @@ static hs_status on_timeout_vote(hs_core *c, const hs_key *origin, const hs_time
         st = store_highest_tc(c, &tv->highest_tc);
         if (st != HS_OK) return st;
         /* spec §14.10: store it, but move only forward. */
-        uint64_t next = tv->highest_tc.view + 1;
-        if (tv->highest_tc.view != UINT64_MAX && next > c->pm_view) return update_view(c, next);
+        if (tv->highest_tc.view < UINT64_MAX - 1 && tv->highest_tc.view + 1 > c->pm_view)
+            return update_view(c, tv->highest_tc.view + 1);
     }
     return HS_OK;
 }
@@ -208,10 +210,42 @@ static hs_status on_advance_view(hs_core *c, const hs_key *origin, const hs_adva
         if (st != HS_OK) return st;
     }
     if (may_advertise(c)) broadcast_advance_view(c, av);
-    /* Delivered only when view >= the current view (spec §3.14), so this moves forward; a
-     * certificate for view UINT64_MAX cannot be followed and is ignored. */
-    if (view == UINT64_MAX || view + 1 <= c->pm_view) return HS_OK;
+    /* Delivered only when view >= the current view (spec §3.14), so this moves forward. Views
+     * stop at UINT64_MAX - 1, so that a view always has a successor to time out into. */
+    if (view >= UINT64_MAX - 1 || view + 1 <= c->pm_view) return HS_OK;
     return update_view(c, view + 1);
+}
+
+/* A TimeoutVote from a view below ours: its sender is parked in an epoch-change view we have
+ * already left, so it missed the AdvanceView that moved us. Nothing in the spec brings it back:
+ * its timeout votes are dropped by every replica that moved on, and AdvanceView is broadcast
+ * once. Replicas can end up parked in different epoch-change views, none with a timeout quorum
+ * (a permanent stall the simulator found). So a validator answers such a vote, from a
+ * validator and correctly signed, by sending the sender its own certificate for a view at
+ * least as high: the AdvanceView the sender missed. This adds one message per stale vote
+ * (senders re-vote once per max_view_time) and changes no rule of the protocol. */
+hs_status hs_pacemaker_on_stale_timeout_vote(hs_core *c, const hs_key *origin,
+                                             const hs_timeout_vote *tv) {
+    if (tv->view >= c->pm_view || !hs_core_is_epoch_change_view(c, tv->view)) return HS_OK;
+    if (!hs_core_is_validator(c, hs_core_me(c)) || !hs_core_is_validator(c, origin)) return HS_OK;
+    if (memcmp(origin->b, hs_core_me(c)->b, HS_KEY_LEN) == 0) return HS_OK;
+    uint8_t bytes[HS_TIMEOUT_MSG_LEN];
+    hs_timeout_vote_bytes(tv->chain_id, tv->view, bytes);
+    if (!hs_verify(origin, bytes, sizeof bytes, &tv->sig)) return HS_OK;
+
+    hs_msg m = {.type = HS_MSG_ADVANCE_VIEW};
+    const hs_pc *hp = &c->highest_pc;
+    if (!hs_pc_is_genesis(hp) && hp->view >= tv->view &&
+        (!c->has_highest_tc || hp->view >= c->highest_tc.view)) {
+        m.u.advance_view.pc = *hp; /* borrowed */
+    } else if (c->has_highest_tc && c->highest_tc.view >= tv->view) {
+        m.u.advance_view.is_tc = true;
+        m.u.advance_view.tc = c->highest_tc; /* borrowed */
+    } else {
+        return HS_OK;
+    }
+    c->env.net.send(c->env.net.self, origin, &m);
+    return HS_OK;
 }
 
 hs_status hs_pacemaker_on_message(hs_core *c, const hs_key *origin, const hs_msg *m) {

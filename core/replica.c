@@ -29,6 +29,8 @@
 
 #define POLL_INTERVAL_MS 50
 #define MAX_WAIT_MS 1000 /* wake at least this often, whatever the deadline */
+#define INBOX_MAX_ORIGINS 2048
+#define INBOX_SELF_RESERVE 256
 
 typedef struct handler_slot {
     hs_event_handler fn;
@@ -143,6 +145,11 @@ struct hs_replica {
     pthread_t poller, algorithm, sync_server, bus;
     bool started_poller, started_algorithm, started_sync_server, started_bus;
     queue inbox, sync_queue, events;
+    struct {
+        bool used;
+        hs_key key;
+        uint32_t count;
+    } origins[INBOX_MAX_ORIGINS]; /* messages each origin holds in the inbox; under inbox.mu */
     atomic_uint_fast64_t view;
     atomic_bool syncing;
     atomic_bool halted;
@@ -165,6 +172,15 @@ static void free_event_nodes(queue *q) {
     }
 }
 
+/* Events an application may build state from: a handler that misses one would silently
+ * diverge. They may exceed the event queue's capacity up to COMMIT_EVENT_FACTOR times it;
+ * only a handler stuck for that long loses them (counted, and logged as an error). */
+#define COMMIT_EVENT_FACTOR 16
+
+static bool is_commit_path(hs_event_type t) {
+    return t == HS_EV_COMMIT_BLOCK || t == HS_EV_PRUNE_BLOCK || t == HS_EV_UPDATE_VALIDATOR_SET;
+}
+
 /* env.emit: runs on the algorithm or sync server thread; copies the event into the queue. */
 static void emit_to_bus(void *ctx, const hs_event *e) {
     hs_replica *r = ctx;
@@ -172,9 +188,30 @@ static void emit_to_bus(void *ctx, const hs_event *e) {
     if (!n || hs_event_copy(&n->u.ev, e) != HS_OK) {
         free(n);
         atomic_fetch_add(&r->events.dropped, 1);
+        hs_log(HS_LOG_ERROR, "replica", "out of memory: %s event dropped",
+               hs_event_type_name(e->type));
         return;
     }
-    if (!queue_push(&r->events, n)) {
+    queue *q = &r->events;
+    uint64_t cap = q->cap;
+    if (is_commit_path(e->type)) cap *= COMMIT_EVENT_FACTOR;
+    n->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    bool ok = q->count < cap;
+    if (ok) {
+        if (q->tail) q->tail->next = n;
+        else q->head = n;
+        q->tail = n;
+        q->count++;
+        pthread_cond_signal(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (!ok) {
+        uint64_t dropped = atomic_fetch_add(&q->dropped, 1) + 1;
+        if (is_commit_path(e->type))
+            hs_log(HS_LOG_ERROR, "replica", "event handlers stalled: %s event dropped (%llu "
+                   "events dropped so far)", hs_event_type_name(e->type),
+                   (unsigned long long)dropped);
         hs_event_free(&n->u.ev);
         free(n);
     }
@@ -205,6 +242,62 @@ static void *bus_main(void *arg) {
     return NULL;
 }
 
+/* ---- the algorithm inbox: fair among senders ----
+ * One peer (a Byzantine one, or a listener replaying traffic) must not be able to fill the
+ * inbox and crowd out the others. Each origin may hold at most a quarter of the inbox, tracked
+ * in a small open-addressing table keyed by the origin (entries are never removed; the table
+ * only grows to the number of distinct senders, bounded by INBOX_MAX_ORIGINS, after which new
+ * origins share the last-resort global bound). The replica's own messages (its proposals,
+ * votes to itself, AdvanceView loop-backs) bypass the quota and get a reserve above the global
+ * bound: dropping those could park the replica in an epoch-change view. */
+
+static uint32_t *origin_slot(hs_replica *r, const hs_key *k) {
+    uint64_t h;
+    memcpy(&h, k->b, sizeof h); /* keys are uniformly random: any 8 bytes hash well */
+    for (uint32_t i = 0; i < INBOX_MAX_ORIGINS; i++) {
+        uint32_t j = (uint32_t)((h + i) % INBOX_MAX_ORIGINS);
+        if (!r->origins[j].used) {
+            r->origins[j].used = true;
+            r->origins[j].key = *k;
+            return &r->origins[j].count;
+        }
+        if (memcmp(r->origins[j].key.b, k->b, HS_KEY_LEN) == 0) return &r->origins[j].count;
+    }
+    return NULL;
+}
+
+static bool inbox_push(hs_replica *r, qnode *n) {
+    queue *q = &r->inbox;
+    bool self = memcmp(n->origin.b, r->spec.cfg.me.public_key.b, HS_KEY_LEN) == 0;
+    uint32_t quota = q->cap / 4 > 16 ? q->cap / 4 : 16;
+    n->next = NULL;
+    pthread_mutex_lock(&q->mu);
+    uint32_t *held = self ? NULL : origin_slot(r, &n->origin);
+    bool ok = self ? q->count < q->cap + INBOX_SELF_RESERVE
+                   : q->count < q->cap && (!held || *held < quota);
+    if (ok) {
+        if (held) (*held)++;
+        if (q->tail) q->tail->next = n;
+        else q->head = n;
+        q->tail = n;
+        q->count++;
+        pthread_cond_signal(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (!ok) atomic_fetch_add(&q->dropped, 1);
+    return ok;
+}
+
+/* Caller holds r->inbox.mu. */
+static qnode *inbox_pop_locked(hs_replica *r) {
+    qnode *n = queue_pop_locked(&r->inbox);
+    if (n && memcmp(n->origin.b, r->spec.cfg.me.public_key.b, HS_KEY_LEN) != 0) {
+        uint32_t *held = origin_slot(r, &n->origin);
+        if (held && *held > 0) (*held)--;
+    }
+    return n;
+}
+
 static void *poller_main(void *arg) {
     hs_replica *r = arg;
     hs_network *net = &r->spec.net;
@@ -219,10 +312,16 @@ static void *poller_main(void *arg) {
         if (st != HS_OK) {
             free(n);
             if (st == HS_ERR_CLOSED) break;
+            if (st != HS_TIMEOUT) { /* a failing network must not make this thread spin */
+                struct timespec ts = {0, POLL_INTERVAL_MS * 1000000L};
+                nanosleep(&ts, NULL);
+            }
             continue;
         }
-        queue *q = n->u.msg.type == HS_MSG_SYNC_REQUEST ? &r->sync_queue : &r->inbox;
-        if (!queue_push(q, n)) {
+        bool taken;
+        if (n->u.msg.type == HS_MSG_SYNC_REQUEST) taken = queue_push(&r->sync_queue, n);
+        else taken = inbox_push(r, n);
+        if (!taken) {
             hs_msg_free(&n->u.msg);
             free(n);
         }
@@ -238,7 +337,7 @@ static void *algorithm_main(void *arg) {
          * just orders the wait. */
         while (!r->inbox.head && !atomic_load(&r->stop) && mono_ms() < hs_core_deadline(r->core))
             queue_wait_until(&r->inbox, hs_core_deadline(r->core));
-        qnode *n = queue_pop_locked(&r->inbox);
+        qnode *n = inbox_pop_locked(r);
         pthread_mutex_unlock(&r->inbox.mu);
         if (atomic_load(&r->stop)) {
             if (n) {

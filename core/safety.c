@@ -69,6 +69,31 @@ static hs_status pc_at_update_height(const hs_safety_ctx *c, const hs_pc *pc, bo
     return st;
 }
 
+/* A Decide PC above the latest update height. The spec checks it against the committed set,
+ * but if its block's update is still Pending here (this replica missed the Commit PC that
+ * would have committed it), the PC was signed by the set that update produces, and the
+ * committed set can never verify it: the replica could then neither accept the next block nor
+ * sync past the update. So, a deliberate extension of spec §2.10 (README): a Pending block's
+ * Decide PC is checked against the committed set with the pending update applied, exactly as
+ * at h == U. Blocks with no pending update are checked against the committed set as before. */
+static hs_status decide_above_update_height(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
+    hs_vsu_status status;
+    hs_vs_updates pending = {0};
+    hs_status st = hs_bt_vsu_status(c->r, &pc->block, &status, &pending);
+    if (st != HS_OK) return st;
+    if (status == HS_VSU_PENDING) {
+        hs_validator_set next = {0};
+        st = hs_vs_copy(&next, &c->vss->committed);
+        if (st == HS_OK) st = hs_vs_apply(&next, &pending);
+        if (st == HS_OK) *out = pc_signed_by(pc, &next);
+        hs_vs_free(&next);
+    } else {
+        *out = pc_signed_by(pc, &c->vss->committed);
+    }
+    hs_vs_updates_free(&pending);
+    return st;
+}
+
 hs_status hs_pc_is_correct(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
     assert(c && c->r && c->vss);
     *out = false;
@@ -79,10 +104,16 @@ hs_status hs_pc_is_correct(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
     uint64_t h;
     hs_status st = hs_bt_block_height(c->r, &pc->block, &h);
     if (st != HS_OK && st != HS_NOT_FOUND) return st;
-    if (st == HS_NOT_FOUND || !c->vss->has_update_height) {
+    if (st == HS_NOT_FOUND) {
         *out = pc_signed_by(pc, &c->vss->committed);
         return HS_OK;
     }
+    if (!c->vss->has_update_height && pc->phase != HS_PHASE_DECIDE) {
+        *out = pc_signed_by(pc, &c->vss->committed);
+        return HS_OK;
+    }
+    if (pc->phase == HS_PHASE_DECIDE && (!c->vss->has_update_height || h > c->vss->update_height))
+        return decide_above_update_height(c, pc, out);
     uint64_t u = c->vss->update_height;
     if (h < u) *out = pc_signed_by(pc, &c->vss->previous);
     else if (h > u) *out = pc_signed_by(pc, &c->vss->committed);
@@ -93,10 +124,14 @@ hs_status hs_pc_is_correct(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
 hs_status hs_tc_is_correct(const hs_safety_ctx *c, const hs_tc *tc, bool *out) {
     uint8_t msg[HS_TIMEOUT_MSG_LEN];
     hs_timeout_vote_bytes(tc->chain_id, tc->view, msg);
-    /* While the latest VS update is undecided, both sets are active (spec §1.8). */
+    /* The spec accepts the previous set's TCs only while the latest update is undecided
+     * (§2.10). But a TC formed by the previous set while undecided stays in HIGHEST_TC, and is
+     * what replicas hand to a peer that missed it; if the peer has decided meanwhile, it can
+     * never verify it, and replicas split between epoch-change views for good (a stall the
+     * simulator found). TCs only move views, never lock or commit anything, so the port
+     * accepts either of the two latest sets. */
     *out = hs_is_correctly_signed(&tc->sigs, &c->vss->committed, msg, sizeof msg) ||
-           (!c->vss->update_decided &&
-            hs_is_correctly_signed(&tc->sigs, &c->vss->previous, msg, sizeof msg));
+           hs_is_correctly_signed(&tc->sigs, &c->vss->previous, msg, sizeof msg);
     return HS_OK;
 }
 
@@ -160,7 +195,8 @@ static hs_status respects_lock(const hs_safety_ctx *c, const hs_pc *pc, bool *ou
     return st;
 }
 
-hs_status hs_safe_pc(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
+/* safe_pc, with rule 3 skipped when the caller has already established it. */
+static hs_status safe_pc_impl(const hs_safety_ctx *c, const hs_pc *pc, bool lock_ok, bool *out) {
     *out = false;
     bool genesis = hs_pc_is_genesis(pc);
     /* 1. chain id */
@@ -172,9 +208,12 @@ hs_status hs_safe_pc(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
         if (st != HS_OK || !known) return st;
     }
     /* 3. the lock */
-    bool ok;
-    hs_status st = respects_lock(c, pc, &ok);
-    if (st != HS_OK || !ok) return st;
+    hs_status st;
+    if (!lock_ok) {
+        bool ok;
+        st = respects_lock(c, pc, &ok);
+        if (st != HS_OK || !ok) return st;
+    }
     /* 4. phased-mode phases only on VS-updating blocks, Generic only on the others. The genesis
      *    PC's block [0;32] has no status, so it passes as Generic. */
     hs_vsu_status status;
@@ -185,10 +224,53 @@ hs_status hs_safe_pc(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
     return HS_OK;
 }
 
+hs_status hs_safe_pc(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
+    return safe_pc_impl(c, pc, false, out);
+}
+
+/* Hardening allowed by spec §14.19: a block is one above its parent (0 on the genesis PC), and
+ * never at UINT64_MAX, past which no block could follow and none could be committed. Without
+ * it a Byzantine leader could stop commits for good with a bogus height. */
+static hs_status height_follows_parent(const hs_safety_ctx *c, const hs_block *b, bool *out) {
+    *out = false;
+    if (hs_pc_is_genesis(&b->justify)) {
+        *out = b->height == 0;
+        return HS_OK;
+    }
+    uint64_t ph;
+    hs_status st = hs_bt_block_height(c->r, &b->justify.block, &ph);
+    if (st == HS_NOT_FOUND) return HS_OK; /* unknown parent: safe_pc rule 2 says no anyway */
+    if (st != HS_OK) return st;
+    *out = ph < UINT64_MAX - 1 && b->height == ph + 1;
+    return HS_OK;
+}
+
+hs_status hs_safe_block_ignoring_lock(const hs_safety_ctx *c, const hs_block *b, bool *out) {
+    *out = false;
+    if (!hs_pc_is_block_justify(&b->justify)) return HS_OK;
+    bool ok;
+    hs_status st = height_follows_parent(c, b, &ok);
+    if (st != HS_OK || !ok) return st;
+    return safe_pc_impl(c, &b->justify, true, out);
+}
+
 hs_status hs_safe_block(const hs_safety_ctx *c, const hs_block *b, bool *out) {
     *out = false;
     if (!hs_pc_is_block_justify(&b->justify)) return HS_OK;
-    return hs_safe_pc(c, &b->justify, out);
+    bool ok;
+    hs_status st = height_follows_parent(c, b, &ok);
+    if (st != HS_OK || !ok) return st;
+    /* A re-proposal of the locked block itself respects the lock: voting for the block we are
+     * locked on can conflict with nothing. The spec (§14.13) evaluates only the block's old
+     * justify, which neither extends the lock nor has a higher view, so every locked replica
+     * refuses the re-proposal and the phased chain can never restart (a permanent stall the
+     * simulator found). A deliberate extension, see README. */
+    hs_pc lock = {0};
+    st = hs_bt_locked_pc(c->r, &lock);
+    if (st != HS_OK) return st;
+    bool is_locked_block = hash_eq(&lock.block, &b->hash);
+    hs_pc_free(&lock);
+    return safe_pc_impl(c, &b->justify, is_locked_block, out);
 }
 
 hs_status hs_safe_nudge(const hs_safety_ctx *c, const hs_nudge *n, uint64_t cur_view, bool *out) {

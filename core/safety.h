@@ -26,6 +26,8 @@ hs_status hs_block_is_correct(const hs_safety_ctx *c, const hs_block *b, bool *o
 hs_status hs_extends_locked(const hs_safety_ctx *c, const hs_pc *pc, bool *out);
 hs_status hs_safe_pc(const hs_safety_ctx *c, const hs_pc *pc, bool *out);
 hs_status hs_safe_block(const hs_safety_ctx *c, const hs_block *b, bool *out);
+/* safe_block without rule 3 of safe_pc (the lock): for Block Sync only, see sync_client.c. */
+hs_status hs_safe_block_ignoring_lock(const hs_safety_ctx *c, const hs_block *b, bool *out);
 hs_status hs_safe_nudge(const hs_safety_ctx *c, const hs_nudge *n, uint64_t cur_view, bool *out);
 
 /* spec §3.4. *has tells whether *out was filled (owned by the caller). */

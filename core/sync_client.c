@@ -15,6 +15,8 @@
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
 static uint64_t next_rand(hs_core *c) {
     /* xorshift64*: deterministic from env.rng_seed, so a simulation replays exactly. */
     uint64_t x = c->rng;
@@ -50,7 +52,7 @@ static void blacklist(hs_core *c, const hs_key *k) {
         c->n_blacklist--;
     }
     c->blacklist[c->n_blacklist].key = *k;
-    c->blacklist[c->n_blacklist].expiry = c->now + c->cfg.block_sync_blacklist_expiry_time_ms;
+    c->blacklist[c->n_blacklist].expiry = sat_add(c->now, c->cfg.block_sync_blacklist_expiry_time_ms);
     c->n_blacklist++;
 }
 
@@ -84,8 +86,10 @@ static hs_status is_sync_server_address(hs_core *c, const hs_key *k, bool *out) 
     if (st == HS_NOT_FOUND) return HS_OK;
     if (st != HS_OK) return hs_core_fail(c, st, "read highest committed block");
 
-    hs_hash stack[64];
-    uint32_t depth = 0, visited = 0;
+    /* Depth-first, with an explicit stack bounded by the walk's visit budget. */
+    uint32_t cap = 64, depth = 0, visited = 0;
+    hs_hash *stack = malloc(cap * sizeof *stack);
+    if (!stack) return hs_core_fail(c, HS_ERR_NOMEM, "sync address walk");
     stack[depth++] = root;
     while (depth > 0 && visited < HS_MAX_SYNC_ADDRESS_WALK && !*out) {
         hs_hash h = stack[--depth];
@@ -93,7 +97,7 @@ static hs_status is_sync_server_address(hs_core *c, const hs_key *k, bool *out) 
         hs_vsu_status vst;
         hs_vs_updates pending = {0};
         st = hs_bt_vsu_status(&c->rd, &h, &vst, &pending);
-        if (st != HS_OK) return hs_core_fail(c, st, "read vs status");
+        if (st != HS_OK) break;
         if (vst == HS_VSU_PENDING) {
             for (uint32_t i = 0; i < pending.n_inserts; i++)
                 if (memcmp(pending.inserts[i].key.b, k->b, HS_KEY_LEN) == 0) *out = true;
@@ -102,10 +106,24 @@ static hs_status is_sync_server_address(hs_core *c, const hs_key *k, bool *out) 
         hs_hash *kids = NULL;
         uint32_t n = 0;
         st = hs_bt_children(&c->rd, &h, &kids, &n);
-        if (st != HS_OK) return hs_core_fail(c, st, "read children");
-        for (uint32_t i = 0; i < n && depth < 64; i++) stack[depth++] = kids[i];
+        if (st != HS_OK) break;
+        for (uint32_t i = 0; i < n && depth < HS_MAX_SYNC_ADDRESS_WALK; i++) {
+            if (depth == cap) {
+                hs_hash *grown = realloc(stack, 2 * cap * sizeof *stack);
+                if (!grown) {
+                    st = HS_ERR_NOMEM;
+                    break;
+                }
+                stack = grown;
+                cap *= 2;
+            }
+            stack[depth++] = kids[i];
+        }
         free(kids);
+        if (st != HS_OK) break;
     }
+    free(stack);
+    if (st != HS_OK) return hs_core_fail(c, st, "sync address walk");
     return HS_OK;
 }
 
@@ -116,10 +134,12 @@ static hs_status send_request(hs_core *c) {
     if (st != HS_OK) return st;
     hs_msg m = {.type = HS_MSG_SYNC_REQUEST};
     m.u.sync_request.chain_id = c->cfg.chain_id;
-    m.u.sync_request.start_height = has ? h + 1 : 0;
+    uint64_t start = has ? h + 1 : 0;
+    if (c->sync_cursor > start) start = c->sync_cursor;
+    m.u.sync_request.start_height = start;
     m.u.sync_request.limit = c->cfg.block_sync_request_limit;
     c->env.net.send(c->env.net.self, &c->sync_peer, &m);
-    c->sync_deadline = c->now + c->cfg.block_sync_response_timeout_ms;
+    c->sync_deadline = sat_add(c->now, c->cfg.block_sync_response_timeout_ms);
     return HS_OK;
 }
 
@@ -149,6 +169,7 @@ static hs_status start_sync(hs_core *c, const hs_sync_server_entry *peer) {
     c->sync_advertised = peer->height;
     c->sync_synced = 0;
     c->sync_h0 = h;
+    c->sync_cursor = 0;
     hs_event e = {.type = HS_EV_START_SYNC};
     e.u.start_sync.peer = peer->key;
     hs_core_emit(c, &e);
@@ -165,6 +186,14 @@ static hs_status sync_now(hs_core *c) {
     uint32_t idx[HS_MAX_SYNC_SERVERS], n = 0;
     for (uint32_t i = 0; i < c->n_servers; i++)
         if (!has || c->servers[i].height >= h) idx[n++] = i;
+    /* The spec picks only servers not behind our committed height, and does nothing if there
+     * is none. But a replica can have committed more than every peer while lacking the
+     * uncommitted blocks they all build on (it committed through a certificate they have not
+     * applied yet); it can then never catch up and, if its vote is needed, nobody commits
+     * again (a stall the simulator found). Responses carry the server's uncommitted chain
+     * too, so any server will do then. */
+    if (n == 0)
+        for (uint32_t i = 0; i < c->n_servers; i++) idx[n++] = i;
     if (n == 0) return HS_OK;
     hs_sync_server_entry peer = c->servers[idx[next_rand(c) % n]];
     return start_sync(c, &peer);
@@ -197,9 +226,27 @@ hs_status hs_sync_client_tick(hs_core *c) {
 
 uint64_t hs_sync_client_deadline(const hs_core *c) {
     if (c->syncing) return c->sync_deadline;
-    uint64_t d = c->last_progress_or_sync_time + c->cfg.block_sync_trigger_timeout_ms;
+    uint64_t d = sat_add(c->last_progress_or_sync_time, c->cfg.block_sync_trigger_timeout_ms);
     if (c->n_blacklist > 0 && c->blacklist[0].expiry < d) d = c->blacklist[0].expiry;
     return d;
+}
+
+/* An advertised PC higher than ours is applied like a NewView's (spec §3.11): if correct and
+ * safe_pc, update the tree with it. The spec uses AdvertisePC only as a sync trigger, so a
+ * replica that missed a certificate its peers moved past (a Decide PC ending a validator-set
+ * transition, the PC of the view before an epoch change) could never learn it once they stopped
+ * sending it: replicas then split between decided and undecided, or between epoch-change views,
+ * and none gathers a quorum (stalls the simulator found). Applying a certificate through the
+ * same gate as every other changes no rule of the protocol. */
+static hs_status apply_advertised_pc(hs_core *c, const hs_pc *pc) {
+    if (hs_pc_is_genesis(pc) || pc->view <= c->highest_pc.view) return HS_OK;
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false;
+    hs_status st = hs_pc_is_correct(&sc, pc, &ok);
+    if (st == HS_OK && ok) st = hs_safe_pc(&sc, pc, &ok);
+    if (st != HS_OK) return hs_core_fail(c, st, "check advertised pc");
+    if (!ok) return HS_OK;
+    return hs_core_apply_update(c, pc, true);
 }
 
 /* spec §5.3 */
@@ -225,18 +272,35 @@ hs_status hs_sync_client_on_advertise(hs_core *c, const hs_key *origin, const hs
     }
     if (m->type == HS_MSG_ADVERTISE_PC) {
         const hs_pc *pc = &m->u.advertise_pc.highest_pc;
-        if (c->syncing || is_blacklisted(c, origin)) return HS_OK;
+        if (is_blacklisted(c, origin)) return HS_OK;
+        hs_status st = apply_advertised_pc(c, pc);
+        if (st != HS_OK || c->syncing) return st;
         if (pc->view < c->highest_view_entered) return HS_OK;
         if (pc->view - c->highest_view_entered < c->cfg.block_sync_trigger_min_view_difference)
             return HS_OK;
         hs_safety_ctx sc = hs_core_safety(c);
         bool ok = false;
-        hs_status st = hs_pc_is_correct(&sc, pc, &ok);
+        st = hs_pc_is_correct(&sc, pc, &ok);
         if (st != HS_OK) return hs_core_fail(c, st, "check advertised pc");
         if (!ok) return HS_OK;
         st = sync_now(c);
         c->last_progress_or_sync_time = c->now;
         return st;
+    }
+    return HS_OK;
+}
+
+/* Moves the request cursor above `b`, which is in the tree; its height is read from the tree,
+ * not from the peer's copy. *advanced tells whether the cursor moved. */
+static hs_status advance_cursor(hs_core *c, const hs_block *b, bool *advanced) {
+    *advanced = false;
+    uint64_t h;
+    hs_status st = hs_bt_block_height(&c->rd, &b->hash, &h);
+    if (st == HS_NOT_FOUND) return HS_OK;
+    if (st != HS_OK) return hs_core_fail(c, st, "read synced block height");
+    if (h < UINT64_MAX && h + 1 > c->sync_cursor) {
+        c->sync_cursor = h + 1;
+        *advanced = true;
     }
     return HS_OK;
 }
@@ -255,12 +319,44 @@ static hs_status first_new_block(hs_core *c, const hs_sync_response *resp, uint3
     return HS_OK;
 }
 
-/* Inserts one synced block; *stop set when the peer must be blacklisted. */
-static hs_status sync_block(hs_core *c, const hs_block *b, bool *stop) {
+/* Whether the response's highest PC may take this replica off the branch it is locked on:
+ * correct, and of a higher view than the lock (safe_pc's liveness clause, spec §13). */
+static hs_status response_outranks_lock(hs_core *c, const hs_sync_response *resp, bool *out) {
+    *out = false;
+    if (hs_pc_is_genesis(&resp->highest_pc) || resp->highest_pc.chain_id != c->cfg.chain_id)
+        return HS_OK;
+    hs_pc lock = {0};
+    hs_status st = hs_bt_locked_pc(&c->rd, &lock);
+    if (st != HS_OK) return hs_core_fail(c, st, "read locked pc");
+    bool higher = resp->highest_pc.view > lock.view;
+    hs_pc_free(&lock);
+    if (!higher) return HS_OK;
     hs_safety_ctx sc = hs_core_safety(c);
-    bool ok = false;
+    st = hs_pc_is_correct(&sc, &resp->highest_pc, out);
+    if (st != HS_OK) return hs_core_fail(c, st, "check synced highest pc");
+    return HS_OK;
+}
+
+/* Inserts one synced block; *stop set when the peer must be blacklisted.
+ *
+ * A replica locked on a branch that lost must still be able to sync the branch that won. The
+ * spec gates every synced block with safe_block, so the old blocks of the winning branch, whose
+ * justifies have lower views than the lock and do not extend it, are refused one by one, and
+ * the replica can never reach the high-view certificate that would let it switch (a permanent
+ * stall the simulator found). So when the response's highest PC outranks the lock
+ * (`outranks`), a block that fails safe_block only because of the lock is inserted without
+ * applying its justify: the tree gains certified blocks, while the lock, the highest PC and the
+ * commits still move only through certificates that pass safe_pc. Votes are unaffected. */
+static hs_status sync_block(hs_core *c, const hs_block *b, bool outranks, bool *stop) {
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false, apply_justify = true;
     hs_status st = hs_block_is_correct(&sc, b, &ok);
     if (st == HS_OK && ok) st = hs_safe_block(&sc, b, &ok);
+    if (st == HS_OK && !ok && outranks) {
+        st = hs_block_is_correct(&sc, b, &ok);
+        if (st == HS_OK && ok) st = hs_safe_block_ignoring_lock(&sc, b, &ok);
+        apply_justify = false;
+    }
     if (st != HS_OK) return hs_core_fail(c, st, "check synced block");
     if (!ok) {
         *stop = true;
@@ -291,8 +387,10 @@ static hs_status sync_block(hs_core *c, const hs_block *b, bool *stop) {
     hs_event e = {.type = HS_EV_INSERT_BLOCK};
     e.u.insert_block.block = *b;
     hs_core_emit(c, &e);
-    st = hs_core_apply_update(c, &b->justify, true);
-    if (st != HS_OK) return st;
+    if (apply_justify) {
+        st = hs_core_apply_update(c, &b->justify, true);
+        if (st != HS_OK) return st;
+    }
     c->sync_synced++;
     return HS_OK;
 }
@@ -305,13 +403,28 @@ hs_status hs_sync_client_on_response(hs_core *c, const hs_key *origin,
     hs_status st = first_new_block(c, resp, &first);
     if (st != HS_OK) return st;
     if (first == resp->n_blocks) {
-        end_sync_checking_promise(c);
-        return HS_OK;
+        /* Every block was known. The spec ends the sync here (§5.4 step 4), which strands a
+         * replica holding at least `limit` uncommitted blocks: every request from its
+         * committed height returns the same known blocks (a stall the simulator found). So
+         * while the known blocks reach past the cursor, ask again from above them. */
+        bool advanced = false;
+        if (resp->n_blocks > 0) {
+            st = advance_cursor(c, &resp->blocks[resp->n_blocks - 1], &advanced);
+            if (st != HS_OK) return st;
+        }
+        if (!advanced) {
+            end_sync_checking_promise(c);
+            return HS_OK;
+        }
+        return send_request(c);
     }
     hs_safety_ctx sc;
+    bool outranks = false;
+    st = response_outranks_lock(c, resp, &outranks);
+    if (st != HS_OK) return st;
     for (uint32_t i = first; i < resp->n_blocks; i++) {
         bool stop = false;
-        st = sync_block(c, &resp->blocks[i], &stop);
+        st = sync_block(c, &resp->blocks[i], outranks, &stop);
         if (st != HS_OK) return st;
         if (stop) {
             blacklist(c, &c->sync_peer);
@@ -330,5 +443,8 @@ hs_status hs_sync_client_on_response(hs_core *c, const hs_key *origin,
             if (st != HS_OK) return st;
         }
     }
+    bool advanced;
+    st = advance_cursor(c, &resp->blocks[resp->n_blocks - 1], &advanced);
+    if (st != HS_OK) return st;
     return send_request(c); /* step 6: ask for more */
 }

@@ -90,7 +90,7 @@ hs_status hs_sync_server_handle(hs_sync_server *s, uint64_t now_ms, const hs_key
 }
 
 hs_status hs_sync_server_tick(hs_sync_server *s, uint64_t now_ms) {
-    if (now_ms - s->last_advertisement < s->cfg.block_sync_server_advertise_time_ms) return HS_OK;
+    if (now_ms < hs_sync_server_deadline(s)) return HS_OK;
     s->last_advertisement = now_ms;
 
     hs_kv_reader snap;
@@ -125,5 +125,7 @@ hs_status hs_sync_server_tick(hs_sync_server *s, uint64_t now_ms) {
 }
 
 uint64_t hs_sync_server_deadline(const hs_sync_server *s) {
-    return s->last_advertisement + s->cfg.block_sync_server_advertise_time_ms;
+    uint64_t period = s->cfg.block_sync_server_advertise_time_ms;
+    return s->last_advertisement > UINT64_MAX - period ? UINT64_MAX
+                                                       : s->last_advertisement + period;
 }

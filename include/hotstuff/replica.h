@@ -4,8 +4,10 @@
  * A started replica runs four threads: the poller (Network.recv into bounded queues), the
  * algorithm thread (the only writer of protocol state; drives hs_core), the Block Sync server,
  * and, when any handler or log_events is set, the event bus. Events reach the bus through a
- * bounded queue: when it is full the newest event is dropped and counted (hs_replica_stats),
- * so a slow handler never stalls consensus.
+ * bounded queue (event_queue_capacity): when it is full the arriving event is dropped and
+ * counted (hs_replica_get_stats), so a slow handler never stalls consensus. CommitBlock,
+ * PruneBlock and UpdateValidatorSet, which applications build state from, may exceed the bound
+ * 16-fold before they are dropped (with an error logged).
  */
 #ifndef HOTSTUFF_REPLICA_H
 #define HOTSTUFF_REPLICA_H

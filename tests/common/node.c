@@ -21,6 +21,8 @@ struct node {
     hs_config cfg;
     hs_replica *replica;    /* NULL while stopped; touched by the test thread only */
     bool verbose;           /* HS_TEST_LOG: print every event */
+    char **trace;           /* HS_TEST_TRACE: the first NODE_TRACE_MAX events, formatted */
+    size_t n_trace;
 
     node_commit_fn commit_hook;
     void *commit_ctx;
@@ -29,7 +31,7 @@ struct node {
     atomic_uint_fast64_t commits, inserts, inserts_while_syncing, votes, start_views,
         view_timeouts, timeout_votes, vs_updates, start_syncs, end_syncs, blocks_synced;
     atomic_bool syncing;
-    pthread_mutex_t mu; /* guards vote_views */
+    pthread_mutex_t mu; /* guards vote_views and trace */
     uint64_t *vote_views;
     size_t n_votes, cap_votes;
 };
@@ -143,11 +145,21 @@ static void on_event(void *ctx, const hs_event *e) {
         hs_event_format(e, line, sizeof line);
         fprintf(stderr, "[%s] %s\n", n->name, line);
     }
+    if (n->trace) {
+        pthread_mutex_lock(&n->mu);
+        if (n->n_trace < NODE_TRACE_MAX) {
+            char line[512];
+            hs_event_format(e, line, sizeof line);
+            n->trace[n->n_trace] = strdup(line);
+            if (n->trace[n->n_trace]) n->n_trace++;
+        }
+        pthread_mutex_unlock(&n->mu);
+    }
     if (e->type == HS_EV_COMMIT_BLOCK && n->commit_hook)
         n->commit_hook(n->commit_ctx, n, &e->u.commit_block.block);
 }
 
-/* The events the counters need; with HS_TEST_LOG, all of them. */
+/* The events the counters need; with HS_TEST_LOG or HS_TEST_TRACE, all of them. */
 static const hs_event_type counted[] = {
     HS_EV_COMMIT_BLOCK, HS_EV_INSERT_BLOCK, HS_EV_PHASE_VOTE,           HS_EV_START_VIEW,
     HS_EV_VIEW_TIMEOUT, HS_EV_TIMEOUT_VOTE, HS_EV_UPDATE_VALIDATOR_SET, HS_EV_START_SYNC,
@@ -165,6 +177,11 @@ node *node_new(tn_hub *hub, const hs_keypair *kp, const hs_validator_set *vs0,
     n->kp = *kp;
     const char *env = getenv("HS_TEST_LOG");
     n->verbose = env && *env && strcmp(env, "0") != 0;
+    env = getenv("HS_TEST_TRACE");
+    if (env && *env && strcmp(env, "0") != 0) {
+        n->trace = calloc(NODE_TRACE_MAX, sizeof *n->trace);
+        if (!n->trace) goto fail;
+    }
     if (!tn_endpoint(hub, &kp->public_key, &n->net)) {
         fprintf(stderr, "node %s: key not on the hub\n", n->name);
         goto fail;
@@ -212,6 +229,8 @@ void node_free(node *n) {
     napp_free(n->app);
     free(n->dir);
     free(n->vote_views);
+    for (size_t i = 0; i < n->n_trace; i++) free(n->trace[i]);
+    free(n->trace);
     pthread_mutex_destroy(&n->mu);
     free(n);
 }
@@ -225,7 +244,7 @@ hs_status node_start(node *n) {
     hs_spec_network(b, &n->net);
     hs_spec_kv_store(b, &n->kv);
     hs_spec_configuration(b, &n->cfg);
-    if (n->verbose) {
+    if (n->verbose || n->trace) {
         for (int t = 0; t < HS_EV_COUNT; t++) hs_spec_on(b, (hs_event_type)t, on_event, n);
     } else {
         for (size_t i = 0; i < sizeof counted / sizeof counted[0]; i++)
@@ -435,6 +454,12 @@ void node_print_state(node *n, FILE *f) {
             (unsigned long long)c.start_syncs, (unsigned long long)c.end_syncs,
             (unsigned long long)c.blocks_synced, s.halted, hs_status_str(s.halt_status),
             (unsigned long long)s.events_dropped, (unsigned long long)s.inbox_dropped);
+}
+
+void node_dump_trace(node *n, FILE *f) {
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < n->n_trace; i++) fprintf(f, "[%s] %s\n", n->name, n->trace[i]);
+    pthread_mutex_unlock(&n->mu);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {

@@ -10,6 +10,10 @@
  * line prefixed with the node's name (the library's own log_events lines do not say which
  * in-process replica wrote them).
  *
+ * Set HS_TEST_TRACE=1 to keep each node's first NODE_TRACE_MAX events in memory instead, for
+ * node_dump_trace after a failure (printing everything as it happens changes the timing enough
+ * to hide some races).
+ *
  * Threads: start/stop/reopen/free from one test thread; queries and counters from any thread.
  */
 #ifndef HS_TEST_NODE_H
@@ -106,6 +110,10 @@ void node_set_commit_hook(node *n, node_commit_fn fn, void *ctx);
 
 /* One line of state for failure messages: name, view, numbers, heights, VS size, counters. */
 void node_print_state(node *n, FILE *f);
+
+/* The events kept under HS_TEST_TRACE, one spec §9 line each, prefixed with the node name. */
+#define NODE_TRACE_MAX 5000
+void node_dump_trace(node *n, FILE *f);
 
 /* rm -rf of a test directory (for mkdtemp'd LevelDB directories). */
 void node_remove_dir(const char *dir);

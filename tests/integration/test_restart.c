@@ -44,6 +44,9 @@ static void dump(rig *r, const char *why) {
     for (size_t i = 0; i < N; i++) {
         if (r->nodes[i]) node_print_state(r->nodes[i], stderr);
     }
+    for (size_t i = 0; i < N; i++) {
+        if (r->nodes[i]) node_dump_trace(r->nodes[i], stderr);
+    }
 }
 
 static void milestone(const rig *r, const char *what) {

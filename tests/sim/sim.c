@@ -256,11 +256,18 @@ static void kv_release(void *self, hs_kv_reader *snap) {
 static void on_event(void *ctx, const hs_event *e) {
     sim_node *n = ctx;
     sim_world *w = n->w;
+    if (w->o->verbose) { /* the spec's log line of every event, under the step that caused it */
+        char line[256];
+        hs_event_format(e, line, sizeof line);
+        printf("                               n%d%s: %s\n", n->id, n->byz ? "*" : "", line);
+    }
     if (e->type == HS_EV_COMMIT_BLOCK) {
         if (n->n_step_commits < sizeof n->step_commits / sizeof n->step_commits[0])
             n->step_commits[n->n_step_commits++] = e->u.commit_block.block;
         else n->step_commit_overflow = true;
-        trace_add(w, TR_COMMIT, n->id, 0, 0, n->n_committed + n->n_step_commits - 1, 0, NULL);
+        /* Heights are tracked for honest replicas only (check.c). */
+        trace_add(w, TR_COMMIT, n->id, 0, 0, n->n_committed + n->n_step_commits - 1, 0,
+                  n->byz ? "height untracked" : NULL);
     } else if (e->type == HS_EV_UPDATE_VALIDATOR_SET) {
         n->step_vs_update = true;
         if (!n->byz) w->vs_updates++;
@@ -441,17 +448,17 @@ static void new_net_profile(sim_world *w) {
 
 static void chaos(sim_world *w) {
     uint64_t r = rng_below(&w->rng, 100);
-    if (r < 12) { /* crash now */
+    if (r < 6) { /* crash now */
         int i = random_node(w, true, true);
         if (i >= 0) crash_node(w, &w->nodes[i], TR_CRASH);
-    } else if (r < 24) { /* crash right after one of its next writes */
+    } else if (r < 14) { /* crash right after one of its next writes */
         int i = random_node(w, true, true);
         if (i >= 0 && !w->nodes[i].crash_after_writes && !w->nodes[i].fail_next_write) {
             w->nodes[i].crash_after_writes = (int)rng_range(&w->rng, 1, 4);
             trace_add(w, TR_CRASH_AFTER_WRITE, i, 0, 0, (uint64_t)w->nodes[i].crash_after_writes,
                       0, "armed");
         }
-    } else if (r < 28) { /* a failing write: the core must halt, and restart cleanly */
+    } else if (r < 17) { /* a failing write: the core must halt, and restart cleanly */
         int i = random_node(w, true, true);
         if (i >= 0 && !w->nodes[i].crash_after_writes) {
             w->nodes[i].fail_next_write = true;
@@ -470,7 +477,7 @@ static void chaos(sim_world *w) {
         w->net.partition_gen++;
         trace_add(w, TR_HEAL, 0, 0, 0, 0, 0, "early");
     }
-    sim_push(w, w->now + rng_range(&w->rng, 50, 1500), EV_CHAOS, 0, 0, 0, NULL);
+    sim_push(w, w->now + rng_range(&w->rng, 100, 2000), EV_CHAOS, 0, 0, 0, NULL);
 }
 
 /* The last fault heals: from here on, every honest replica must make progress. */
@@ -522,7 +529,7 @@ static void run_event(sim_world *w, sim_ev *e) {
         break;
     }
     case EV_CHAOS:
-        if (w->faults_on) chaos(w);
+        if (w->faults_on && !w->o->calm) chaos(w);
         break;
     case EV_RESTART:
         if (n->up || e->gen != n->crashes) break;
@@ -555,7 +562,9 @@ static void setup(sim_world *w) {
     w->epoch_length = (uint32_t)rng_range(&w->rng, 2, 10);
     w->max_view_time = 1000;
     w->vs_change_pm = (uint32_t)rng_range(&w->rng, 0, 80);
+    if (o->vs_pm >= 0) w->vs_change_pm = (uint32_t)o->vs_pm;
     new_net_profile(w);
+    if (o->calm) w->net.drop_pm = w->net.dup_pm = w->net.spike_pm = 0;
 
     /* Which replicas are Byzantine: F of them, chosen by the seed. */
     uint32_t byz = 0;
@@ -622,7 +631,7 @@ static void setup(sim_world *w) {
     }
     for (uint32_t i = 0; i < w->n && !w->failed; i++) {
         start_node(w, &w->nodes[i]);
-        if (w->nodes[i].byz)
+        if (w->nodes[i].byz && !o->calm)
             sim_push(w, rng_range(&w->rng, 100, 700), EV_BYZ, (int)i, (int)i, 0, NULL);
     }
     sim_push(w, rng_range(&w->rng, 50, 1500), EV_CHAOS, 0, 0, 0, NULL);
@@ -639,6 +648,62 @@ static void teardown(sim_world *w) {
     free(w->heap);
     for (uint32_t k = 0; k < w->n_configs; k++) hs_vs_free(&w->configs[k]);
     free(w->canon);
+}
+
+/* The command line that replays `seed` exactly. */
+static void replay_line(const sim_opts *o, uint64_t seed, char *buf, size_t cap) {
+    snprintf(buf, cap, "sim --replicas %u --byzantine %u --steps %llu --liveness-ms %llu%s%s%s",
+             o->n, o->f, (unsigned long long)o->steps, (unsigned long long)o->liveness_ms,
+             o->calm ? " --calm" : "", o->tolerate_known ? " --tolerate-known" : "",
+             o->vs_pm >= 0 ? " --vs-rate" : "");
+    size_t l = strlen(buf);
+    if (o->vs_pm >= 0) snprintf(buf + l, cap - l, " %d", o->vs_pm);
+    l = strlen(buf);
+    snprintf(buf + l, cap - l, " --seed %llu", (unsigned long long)seed);
+}
+
+/* The replicas' state, for a failure report. */
+static void print_states(const sim_world *w) {
+    printf("  replicas (epoch length %u, buffer %llu B):\n", w->epoch_length,
+           (unsigned long long)w->nodes[0].cfg.progress_msg_buffer_capacity);
+    for (uint32_t i = 0; i < w->n; i++) {
+        const sim_node *n = &w->nodes[i];
+        hs_kv_reader rd = hs_kv_store_reader(&n->inner);
+        hs_pc hpc = {0}, lock = {0};
+        hs_tc tc = {0};
+        uint64_t hve = 0, hvv = 0;
+        hs_bt_highest_pc(&rd, &hpc);
+        hs_bt_locked_pc(&rd, &lock);
+        bool has_tc = hs_bt_highest_tc(&rd, &tc) == HS_OK;
+        hs_bt_highest_view_entered(&rd, &hve);
+        hs_bt_highest_view_phase_voted(&rd, &hvv);
+        hs_vss vss = {0};
+        hs_bt_vss(&rd, &vss);
+        char key[8], members[128] = "";
+        hs_b64_short(n->kp.public_key.b, HS_KEY_LEN, key);
+        for (uint32_t k = 0; k < vss.committed.n; k++) {
+            size_t l = strlen(members);
+            snprintf(members + l, sizeof members - l, "%sn%d:%llu", k ? "," : "",
+                     sim_node_by_key(w, &vss.committed.v[k].key),
+                     (unsigned long long)vss.committed.v[k].power);
+        }
+        printf("    n%u%s [%s] %s view %llu%s, entered %llu, voted %llu, highest PC %s@%llu, lock "
+               "%s@%llu, highest TC %lld, committed %llu, CVS {%s}%s%s\n",
+               i, n->byz ? "*" : "", key,
+               n->up ? "up" : "DOWN",
+               (unsigned long long)(n->core ? hs_core_view(n->core) : 0),
+               n->core && hs_core_is_syncing(n->core) ? " (syncing)" : "",
+               (unsigned long long)hve, (unsigned long long)hvv, hs_phase_name(hpc.phase),
+               (unsigned long long)hpc.view, hs_phase_name(lock.phase),
+               (unsigned long long)lock.view, has_tc ? (long long)tc.view : -1LL,
+               (unsigned long long)n->n_committed, members,
+               hs_vs_contains(&vss.committed, &n->kp.public_key) ? " (member)" : "",
+               vss.update_decided ? "" : " undecided");
+        hs_pc_free(&hpc);
+        hs_pc_free(&lock);
+        hs_tc_free(&tc);
+        hs_vss_free(&vss);
+    }
 }
 
 /* Runs one seed; returns true if no violation. */
@@ -673,6 +738,7 @@ static bool run_seed(const sim_opts *o, uint64_t seed, uint64_t *steps_out, sim_
         buf_unref(e.buf);
         if (!w->faults_on && !w->failed) {
             check_liveness(w);
+            if (w->known && o->tolerate_known) break;
             done = true;
             for (uint32_t i = 0; i < w->n; i++)
                 if (!w->nodes[i].byz && !w->nodes[i].live_target_met) done = false;
@@ -684,15 +750,24 @@ static bool run_seed(const sim_opts *o, uint64_t seed, uint64_t *steps_out, sim_
     if (!ok) {
         printf("VIOLATION seed=%llu step=%llu t=%llums: %s\n", (unsigned long long)seed,
                (unsigned long long)w->step, (unsigned long long)w->now, w->why);
-        printf("  replay: sim --replicas %u --byzantine %u --steps %llu --seed %llu --verbose\n",
-               o->n, o->f, (unsigned long long)o->steps, (unsigned long long)seed);
+        char line[256];
+        replay_line(o, seed, line, sizeof line);
+        printf("  replay: %s [--verbose]\n", line);
         printf("  last events:\n");
         trace_print(w, 50);
+        print_states(w);
         fflush(stdout);
     } else if (o->verbose) {
         printf("seed %llu ok: %llu steps, %llu ms virtual, chain %llu blocks\n",
                (unsigned long long)seed, (unsigned long long)w->step,
                (unsigned long long)w->now, (unsigned long long)w->n_canon);
+    }
+    if (ok && w->known) {
+        stats->known++;
+        char line[256];
+        replay_line(o, seed, line, sizeof line);
+        if (!o->quiet) printf("known stall K%d (tolerated) seed=%llu: %s\n", w->known,
+                              (unsigned long long)seed, line);
     }
     *steps_out = w->step;
     stats->deliveries += w->deliveries;
@@ -737,13 +812,16 @@ static double mono_seconds(void) {
 }
 
 int main(int argc, char **argv) {
-    sim_opts o = {.n = 4, .f = 1, .steps = 3000, .liveness_ms = 60000};
+    sim_opts o = {.n = 4, .f = 1, .steps = 3000, .liveness_ms = 60000, .vs_pm = -1};
     uint64_t seeds = 10, first = 1, one = 0, v;
     bool replay = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *arg = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--verbose")) o.verbose = true;
         else if (!strcmp(a, "--quiet")) o.quiet = true;
+        else if (!strcmp(a, "--calm")) o.calm = true;
+        else if (!strcmp(a, "--tolerate-known")) o.tolerate_known = true;
+        else if (!strcmp(a, "--vs-rate") && parse_u64(arg, &v)) o.vs_pm = (int)v, i++;
         else if (!strcmp(a, "--replicas") && parse_u64(arg, &v)) o.n = (uint32_t)v, i++;
         else if (!strcmp(a, "--byzantine") && parse_u64(arg, &v)) o.f = (uint32_t)v, i++;
         else if (!strcmp(a, "--seeds") && parse_u64(arg, &v)) seeds = v, i++;
@@ -784,9 +862,10 @@ int main(int argc, char **argv) {
     }
     double dt = mono_seconds() - t0;
     printf("sim: replicas %u, byzantine %u: seeds run %llu (from %llu), steps %llu, "
-           "violations %llu, %.2f s, %.2f seeds/s\n",
+           "violations %llu, known stalls tolerated %llu, %.2f s, %.2f seeds/s\n",
            o.n, o.f, (unsigned long long)run, (unsigned long long)first,
-           (unsigned long long)total_steps, (unsigned long long)failed, dt,
+           (unsigned long long)total_steps, (unsigned long long)failed,
+           (unsigned long long)stats.known, dt,
            dt > 0 ? (double)run / dt : 0.0);
     printf("     virtual time %.1f s, deliveries %llu, drops %llu, undecodable %llu, crashes %llu, "
            "restarts %llu, partitions %llu, byzantine attacks %llu, VS updates committed %llu, "

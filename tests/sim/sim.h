@@ -157,6 +157,9 @@ typedef struct sim_opts {
     uint64_t steps;
     bool verbose;
     bool quiet;
+    bool calm; /* no injected faults, for comparison (Byzantine cores then behave) */
+    bool tolerate_known; /* known protocol stalls (check.c) are counted, not violations */
+    int vs_pm; /* per-mille chance that a block changes the validator set; -1: per seed */
     uint64_t liveness_ms; /* bound on recovery after the last fault heals */
 } sim_opts;
 
@@ -205,6 +208,7 @@ typedef struct sim_world {
 
     /* Outcome. */
     bool failed;
+    int known; /* the liveness phase ended in known stall K1 or K2 (check.c) */
     char why[512];
 
     /* Statistics. */

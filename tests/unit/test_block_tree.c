@@ -355,18 +355,16 @@ static void test_insert_keys(void) {
     CU_ASSERT(hs_bt_vsu_status(&f.r, &b2.hash, &s1, NULL) == HS_OK && s1 == HS_VSU_PENDING);
     CU_ASSERT(children_are(&f, &b0.hash, &b2.hash, 1));
 
-    /* Re-inserting appends a duplicate child (spec §14.26). */
+    /* Re-inserting a stored block changes nothing: no duplicate child (the reference appends
+     * one, spec §14.26), and a VS status or datums already written are kept. */
     CU_ASSERT_FATAL(hs_bt_insert(&f.kv, &b0, NULL, NULL) == HS_OK);
-    CU_ASSERT(children_are(&f, &zero, both, 3));
-    /* ... and a re-insert with fewer datums leaves no stale datum keys. */
-    hs_block shorter = {0};
-    CU_ASSERT_FATAL(hs_block_copy(&shorter, &b0) == HS_OK);
-    hs_bytes_free(&shorter.data.items[1]);
-    shorter.data.n = 1;
-    CU_ASSERT_FATAL(hs_bt_insert(&f.kv, &shorter, NULL, NULL) == HS_OK);
-    CU_ASSERT(!raw_has(&f, k, kdatum(k, &b0.hash, 1)));
-    shorter.data.n = 2; /* so hs_block_free releases the array as allocated */
-    hs_block_free(&shorter);
+    CU_ASSERT(children_are(&f, &zero, both, 2));
+    hs_vs_updates other = {0};
+    CU_ASSERT_FATAL(hs_vs_updates_insert(&other, &kps[4].public_key, 1) == HS_OK);
+    CU_ASSERT_FATAL(hs_bt_insert(&f.kv, &b1, NULL, &other) == HS_OK);
+    CU_ASSERT(hs_bt_vsu_status(&f.r, &b1.hash, &s1, NULL) == HS_OK && s1 == HS_VSU_NONE);
+    hs_vs_updates_free(&other);
+    CU_ASSERT(raw_has(&f, k, kdatum(k, &b0.hash, 1)));
 
     hs_buf_free(&e);
     hs_pc_free(&pc0);
@@ -662,18 +660,33 @@ static void check_range(fx *f, uint64_t start, uint32_t limit, const hs_block *c
     free(got);
 }
 
+/* Overwrites HIGHEST_PC with pc. */
+static void set_highest_pc(fx *f, const hs_pc *pc) {
+    hs_buf buf;
+    hs_buf_init(&buf);
+    hs_enc_pc(&buf, pc);
+    CU_ASSERT_FATAL(!buf.oom);
+    uint8_t k = 0x09;
+    raw_put(f, &k, 1, buf.p, buf.len);
+    hs_buf_free(&buf);
+}
+
 static void test_blocks_from_height_to_newest(void) {
     chain c;
     chain_open(&c);
     fx *f = &c.f;
     const hs_block *b[5] = {&c.b[0], &c.b[1], &c.b[2], &c.b[3], &c.b[4]};
 
-    /* Nothing committed: the speculative chain from NEWEST_BLOCK (B4) down to genesis. */
-    check_range(f, 0, 10, b, 5);
+    /* Nothing committed: the chain certified by the highest PC (B3) down to genesis. B4, the
+     * newest block but uncertified, is not served (the port walks from the highest PC's block,
+     * not NEWEST_BLOCK: see block_tree.c). */
+    check_range(f, 0, 10, b, 4);
     check_range(f, 0, 2, b, 2);
+    /* `start` also skips speculative blocks below it. */
+    check_range(f, 2, 10, b + 2, 2);
 
     hs_bt_update_result res;
-    chain_commit(&c, &res);
+    chain_commit(&c, &res); /* PC(B4): commits B0..B2, highest PC certifies B4 */
     hs_bt_update_result_free(&res);
 
     check_range(f, 0, 10, b, 5); /* committed B0..B2, then B3, B4 */
@@ -681,22 +694,27 @@ static void test_blocks_from_height_to_newest(void) {
     check_range(f, 1, 2, b + 1, 2);
     check_range(f, 2, 2, b + 2, 2);
     check_range(f, 3, 10, b + 3, 2); /* no committed block at 3: speculative only */
+    check_range(f, 4, 10, b + 4, 1);
+    check_range(f, 5, 10, b, 0);
     check_range(f, 0, 0, b, 0);
 
-    /* NEWEST_BLOCK pruned (spec §14.25): the committed part only, no failure. */
-    uint8_t nb = 0x0B;
-    raw_put(f, &nb, 1, c.s1c.hash.b, 32);
+    /* The highest PC's block pruned (spec §14.25): the committed part only, no failure. */
+    set_highest_pc(f, &c.pcs1); /* certifies S1, pruned by the commit of B1 */
     check_range(f, 0, 10, b, 3);
-    /* NEWEST_BLOCK committed (phased mode): no duplicates. */
-    raw_put(f, &nb, 1, c.b[2].hash.b, 32);
+    /* The highest PC certifies a committed block (phased mode): no duplicates. */
+    set_highest_pc(f, &c.pc[2]);
     check_range(f, 0, 10, b, 3);
-    raw_put(f, &nb, 1, c.b[1].hash.b, 32);
+    set_highest_pc(f, &c.pc[1]);
     check_range(f, 1, 10, b + 1, 2);
-    /* NEWEST_BLOCK stored but off the committed chain (a stray root): committed part only. */
+    /* The highest PC's block stored but off the committed chain (a stray root). */
     hs_block stray;
     genesis_block(&stray, 99, 0);
     CU_ASSERT_FATAL(hs_bt_insert(&f->kv, &stray, NULL, NULL) == HS_OK);
+    hs_pc spc;
+    make_pc(&spc, 50, &stray.hash, HS_PHASE_GENERIC);
+    set_highest_pc(f, &spc);
     check_range(f, 0, 10, b, 3);
+    hs_pc_free(&spc);
     hs_block_free(&stray);
     chain_close(&c);
 }

@@ -192,6 +192,9 @@ static void bad_trigger_timeout(hs_config *c) { c->block_sync_trigger_timeout_ms
 static void bad_epoch(hs_config *c) { c->epoch_length = 0; }
 static void bad_max_view_time(hs_config *c) { c->max_view_time_ms = 0; }
 static void bad_max_view_time_long(hs_config *c) { c->max_view_time_ms = 24ull * 3600 * 1000 + 1; }
+static void bad_advertise_long(hs_config *c) { c->block_sync_server_advertise_time_ms = UINT64_MAX; }
+static void bad_blacklist_long(hs_config *c) { c->block_sync_blacklist_expiry_time_ms = UINT64_MAX; }
+static void bad_trigger_long(hs_config *c) { c->block_sync_trigger_timeout_ms = UINT64_MAX; }
 static void bad_me_mismatch(hs_config *c) { c->me.public_key.b[0] ^= 1; }
 static void bad_event_queue(hs_config *c) { c->event_queue_capacity = 0; }
 static void bad_inbox(hs_config *c) { c->inbox_capacity = 0; }
@@ -218,6 +221,9 @@ static const bad_case bad_cases[] = {
     {"max_view_time", bad_max_view_time},
     {"max_view_time", bad_max_view_time_long},
     {"me", bad_me_mismatch},
+    {"block_sync_server_advertise_time", bad_advertise_long},
+    {"block_sync_blacklist_expiry_time", bad_blacklist_long},
+    {"block_sync_trigger_timeout", bad_trigger_long},
     {"event_queue_capacity", bad_event_queue},
     {"inbox_capacity", bad_inbox},
     {"sync_request_queue_capacity", bad_sync_queue},
