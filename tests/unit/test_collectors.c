@@ -368,7 +368,7 @@ static void test_phase_junk_votes_bounded(void) {
     for (int s = 0; s < 4; s++)
         for (int i = 0; i < 50; i++) {
             hs_phase_vote v = pvote(s, CHAIN, VIEW, (uint8_t)(100 + i), HS_PHASE_PREPARE);
-            offer(&c, s, &v, &pc);
+            if (offer(&c, s, &v, &pc)) hs_pc_free(&pc);
         }
     CU_ASSERT_TRUE(c.cvs.n_entries <= vs.n);
     hs_phase_collectors_free(&c);
