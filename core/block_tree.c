@@ -438,6 +438,11 @@ hs_status hs_bt_vss(const hs_kv_reader *r, hs_vss *out) {
 
 /* ---- the singletons (spec §6.2) ---- */
 
+hs_status hs_bt_vs_update_commit_pc(const hs_kv_reader *r, const hs_hash *h, hs_pc *out) {
+    bkey k = key_hash(HS_KEY_VS_UPDATE_COMMIT_PC, h);
+    return get_pc(r, &k, "VS update commit PC", h, out);
+}
+
 hs_status hs_bt_locked_pc(const hs_kv_reader *r, hs_pc *out) {
     bkey k = key_single(HS_KEY_LOCKED_PC);
     return get_pc(r, &k, "locked PC", NULL, out);
@@ -1265,6 +1270,19 @@ static hs_status update_into(upd *u, const hs_pc *justify, hs_bt_update_result *
     st = precondition(hs_block_to_commit(&u->r, justify, &has, &target), "block_to_commit");
     if (st == HS_OK && has) st = commit(u, &target, res);
     if (st != HS_OK) return st;
+
+    /* The Commit PC of a VS-updating block it commits is kept for Block Sync: a peer that
+     * missed it can commit the block only with it, since the next block's justify is a Decide
+     * PC of the new set, which that peer cannot verify before the commit (sync_server.c). */
+    if (justify->phase == HS_PHASE_COMMIT) {
+        for (uint32_t i = 0; st == HS_OK && i < res->n_committed; i++) {
+            if (!res->committed[i].has_vsu || !hash_eq(&res->committed[i].block, &justify->block))
+                continue;
+            bkey k_cpc = key_hash(HS_KEY_VS_UPDATE_COMMIT_PC, &justify->block);
+            st = b_put_pc(u->b, &u->buf, &k_cpc, justify);
+        }
+        if (st != HS_OK) return st;
+    }
 
     /* 4. a Decide PC ends the VS transition, overriding a false written by step 3 */
     bkey k_dec = key_single(HS_KEY_VALIDATOR_SET_UPDATE_DECIDED);

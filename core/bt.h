@@ -26,7 +26,10 @@ enum {
     HS_KEY_PREVIOUS_VALIDATOR_SET = 0x0D,
     HS_KEY_VALIDATOR_SET_UPDATE_BLOCK_HEIGHT = 0x0E,
     HS_KEY_VALIDATOR_SET_UPDATE_DECIDED = 0x0F,
-    HS_KEY_HIGHEST_VIEW_PHASE_VOTED = 0x10
+    HS_KEY_HIGHEST_VIEW_PHASE_VOTED = 0x10,
+    /* The port's own key (not in spec §6.1): the Commit PC that committed a VS-updating block,
+     * served by Block Sync so that a peer can commit that block (see sync_server.c). */
+    HS_KEY_VS_UPDATE_COMMIT_PC = 0x11
 };
 enum {
     HS_BLOCK_FIELD_HEIGHT = 0x00,

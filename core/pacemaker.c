@@ -221,9 +221,9 @@ static hs_status on_advance_view(hs_core *c, const hs_key *origin, const hs_adva
  * its timeout votes are dropped by every replica that moved on, and AdvanceView is broadcast
  * once. Replicas can end up parked in different epoch-change views, none with a timeout quorum
  * (a permanent stall the simulator found). So a validator answers such a vote, from a
- * validator and correctly signed, by sending the sender its own certificate for a view at
- * least as high: the AdvanceView the sender missed. This adds one message per stale vote
- * (senders re-vote once per max_view_time) and changes no rule of the protocol. */
+ * validator and correctly signed, by sending the sender its own certificates for a view at
+ * least as high: the AdvanceView the sender missed. This adds at most two messages per stale
+ * vote (senders re-vote once per max_view_time) and changes no rule of the protocol. */
 hs_status hs_pacemaker_on_stale_timeout_vote(hs_core *c, const hs_key *origin,
                                              const hs_timeout_vote *tv) {
     if (tv->view >= c->pm_view || !hs_core_is_epoch_change_view(c, tv->view)) return HS_OK;
@@ -233,18 +233,21 @@ hs_status hs_pacemaker_on_stale_timeout_vote(hs_core *c, const hs_key *origin,
     hs_timeout_vote_bytes(tv->chain_id, tv->view, bytes);
     if (!hs_verify(origin, bytes, sizeof bytes, &tv->sig)) return HS_OK;
 
-    hs_msg m = {.type = HS_MSG_ADVANCE_VIEW};
+    /* Both certificates when both qualify: across a validator-set change the laggard may be
+     * able to verify only one of them (a TC of the new set means nothing to a replica that has
+     * not committed the change yet, while the PC of the old set's Commit phase does). */
     const hs_pc *hp = &c->highest_pc;
-    if (!hs_pc_is_genesis(hp) && hp->view >= tv->view &&
-        (!c->has_highest_tc || hp->view >= c->highest_tc.view)) {
+    if (!hs_pc_is_genesis(hp) && hp->view >= tv->view) {
+        hs_msg m = {.type = HS_MSG_ADVANCE_VIEW};
         m.u.advance_view.pc = *hp; /* borrowed */
-    } else if (c->has_highest_tc && c->highest_tc.view >= tv->view) {
+        c->env.net.send(c->env.net.self, origin, &m);
+    }
+    if (c->has_highest_tc && c->highest_tc.view >= tv->view) {
+        hs_msg m = {.type = HS_MSG_ADVANCE_VIEW};
         m.u.advance_view.is_tc = true;
         m.u.advance_view.tc = c->highest_tc; /* borrowed */
-    } else {
-        return HS_OK;
+        c->env.net.send(c->env.net.self, origin, &m);
     }
-    c->env.net.send(c->env.net.self, origin, &m);
     return HS_OK;
 }
 

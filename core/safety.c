@@ -69,31 +69,6 @@ static hs_status pc_at_update_height(const hs_safety_ctx *c, const hs_pc *pc, bo
     return st;
 }
 
-/* A Decide PC above the latest update height. The spec checks it against the committed set,
- * but if its block's update is still Pending here (this replica missed the Commit PC that
- * would have committed it), the PC was signed by the set that update produces, and the
- * committed set can never verify it: the replica could then neither accept the next block nor
- * sync past the update. So, a deliberate extension of spec §2.10 (README): a Pending block's
- * Decide PC is checked against the committed set with the pending update applied, exactly as
- * at h == U. Blocks with no pending update are checked against the committed set as before. */
-static hs_status decide_above_update_height(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
-    hs_vsu_status status;
-    hs_vs_updates pending = {0};
-    hs_status st = hs_bt_vsu_status(c->r, &pc->block, &status, &pending);
-    if (st != HS_OK) return st;
-    if (status == HS_VSU_PENDING) {
-        hs_validator_set next = {0};
-        st = hs_vs_copy(&next, &c->vss->committed);
-        if (st == HS_OK) st = hs_vs_apply(&next, &pending);
-        if (st == HS_OK) *out = pc_signed_by(pc, &next);
-        hs_vs_free(&next);
-    } else {
-        *out = pc_signed_by(pc, &c->vss->committed);
-    }
-    hs_vs_updates_free(&pending);
-    return st;
-}
-
 hs_status hs_pc_is_correct(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
     assert(c && c->r && c->vss);
     *out = false;
@@ -108,12 +83,10 @@ hs_status hs_pc_is_correct(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
         *out = pc_signed_by(pc, &c->vss->committed);
         return HS_OK;
     }
-    if (!c->vss->has_update_height && pc->phase != HS_PHASE_DECIDE) {
+    if (!c->vss->has_update_height) {
         *out = pc_signed_by(pc, &c->vss->committed);
         return HS_OK;
     }
-    if (pc->phase == HS_PHASE_DECIDE && (!c->vss->has_update_height || h > c->vss->update_height))
-        return decide_above_update_height(c, pc, out);
     uint64_t u = c->vss->update_height;
     if (h < u) *out = pc_signed_by(pc, &c->vss->previous);
     else if (h > u) *out = pc_signed_by(pc, &c->vss->committed);
@@ -312,7 +285,13 @@ hs_status hs_pc_to_lock(const hs_kv_reader *r, const hs_pc *justify, bool *has, 
     default: /* Prepare */
         break;
     }
-    if (st == HS_OK && some && !hs_pc_equal(&cand, &lock)) {
+    /* The lock only moves to a higher view. The spec has no such check (§3.4: only "not equal
+     * to the current lock"), so a Generic PC of a higher view whose block's own justify is
+     * older than the lock moves the lock BACK to that older PC; with the re-proposal rule of
+     * hs_safe_block this let a replica vote for a sibling of a block it had committed (found by
+     * the regression tests). Monotonic locking is chained HotStuff's own rule; the liveness
+     * clause of safe_pc (a higher view than the lock) still lets a replica switch branches. */
+    if (st == HS_OK && some && cand.view > lock.view) {
         *out = cand;
         cand = (hs_pc){0};
         *has = true;

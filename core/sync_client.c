@@ -395,12 +395,29 @@ static hs_status sync_block(hs_core *c, const hs_block *b, bool outranks, bool *
     return HS_OK;
 }
 
+/* The server's highest PC, applied if correct and safe (spec §5.4 step 5, §14.23: its VS updates
+ * are not passed to the network on this path). */
+static hs_status apply_response_pc(hs_core *c, const hs_sync_response *resp) {
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false;
+    hs_status st = hs_pc_is_correct(&sc, &resp->highest_pc, &ok);
+    if (st == HS_OK && ok) st = hs_safe_pc(&sc, &resp->highest_pc, &ok);
+    if (st != HS_OK) return hs_core_fail(c, st, "check synced highest pc");
+    if (!ok) return HS_OK;
+    return hs_core_apply_update(c, &resp->highest_pc, false);
+}
+
 /* spec §5.4 steps 4-6 for one response. */
 hs_status hs_sync_client_on_response(hs_core *c, const hs_key *origin,
                                      const hs_sync_response *resp) {
     if (!c->syncing || memcmp(origin->b, c->sync_peer.b, HS_KEY_LEN) != 0) return HS_OK;
+    /* The server's highest PC may already apply to blocks we hold: applied here too, not only
+     * after each new block (spec §5.4 step 5), or a response of known blocks ending with a
+     * VS-updating block and its Commit PC (sync_server.c) would be ignored. */
+    hs_status st = apply_response_pc(c, resp);
+    if (st != HS_OK) return st;
     uint32_t first = 0;
-    hs_status st = first_new_block(c, resp, &first);
+    st = first_new_block(c, resp, &first);
     if (st != HS_OK) return st;
     if (first == resp->n_blocks) {
         /* Every block was known. The spec ends the sync here (§5.4 step 4), which strands a
@@ -418,7 +435,6 @@ hs_status hs_sync_client_on_response(hs_core *c, const hs_key *origin,
         }
         return send_request(c);
     }
-    hs_safety_ctx sc;
     bool outranks = false;
     st = response_outranks_lock(c, resp, &outranks);
     if (st != HS_OK) return st;
@@ -431,17 +447,8 @@ hs_status hs_sync_client_on_response(hs_core *c, const hs_key *origin,
             end_sync(c);
             return HS_OK;
         }
-        /* The server's highest PC, applied after each block (spec §5.4 step 5, §14.23: its VS
-         * updates are not passed to the network on this path). */
-        sc = hs_core_safety(c);
-        bool ok = false;
-        st = hs_pc_is_correct(&sc, &resp->highest_pc, &ok);
-        if (st == HS_OK && ok) st = hs_safe_pc(&sc, &resp->highest_pc, &ok);
-        if (st != HS_OK) return hs_core_fail(c, st, "check synced highest pc");
-        if (ok) {
-            st = hs_core_apply_update(c, &resp->highest_pc, false);
-            if (st != HS_OK) return st;
-        }
+        st = apply_response_pc(c, resp);
+        if (st != HS_OK) return st;
     }
     bool advanced;
     st = advance_cursor(c, &resp->blocks[resp->n_blocks - 1], &advanced);

@@ -47,6 +47,33 @@ hs_status hs_sync_server_new(const hs_config *cfg, const hs_core_env *env, uint6
 
 void hs_sync_server_free(hs_sync_server *s) { free(s); }
 
+/* A response that crosses a committed validator-set update ends with the VS-updating block B,
+ * and carries the Commit PC that committed B instead of the server's highest PC. The block
+ * after B is justified by B's Decide PC, signed by the NEW set, which a peer that has not yet
+ * committed B checks against its old set and refuses (spec §2.10); without B's Commit PC,
+ * signed by the old set, such a peer can never cross the update (a stall the simulator found).
+ * The wire format is unchanged: it is an ordinary response with a shorter list. *stopped
+ * tells whether such a block was found (and resp->highest_pc filled). */
+static hs_status stop_at_vs_update(const hs_kv_reader *snap, hs_sync_response *resp,
+                                   bool *stopped) {
+    for (uint32_t i = 0; i < resp->n_blocks; i++) {
+        hs_vsu_status vst;
+        hs_status st = hs_bt_vsu_status(snap, &resp->blocks[i].hash, &vst, NULL);
+        if (st != HS_OK) return st;
+        if (vst != HS_VSU_COMMITTED) continue;
+        hs_pc cpc = {0};
+        st = hs_bt_vs_update_commit_pc(snap, &resp->blocks[i].hash, &cpc);
+        if (st == HS_NOT_FOUND) continue;
+        if (st != HS_OK) return st;
+        for (uint32_t j = i + 1; j < resp->n_blocks; j++) hs_block_free(&resp->blocks[j]);
+        resp->n_blocks = i + 1;
+        resp->highest_pc = cpc;
+        *stopped = true;
+        return HS_OK;
+    }
+    return HS_OK;
+}
+
 hs_status hs_sync_server_handle(hs_sync_server *s, uint64_t now_ms, const hs_key *origin,
                                 const hs_sync_request *req) {
     (void)now_ms;
@@ -70,7 +97,9 @@ hs_status hs_sync_server_handle(hs_sync_server *s, uint64_t now_ms, const hs_key
     hs_sync_response *r = &m.u.sync_response;
     st = hs_bt_blocks_from_height_to_newest(&snap, req->start_height, limit, &r->blocks,
                                             &r->n_blocks);
-    if (st == HS_OK) st = hs_bt_highest_pc(&snap, &r->highest_pc);
+    bool stopped = false;
+    if (st == HS_OK) st = stop_at_vs_update(&snap, r, &stopped);
+    if (st == HS_OK && !stopped) st = hs_bt_highest_pc(&snap, &r->highest_pc);
     s->env.kv.release_snapshot(s->env.kv.self, &snap);
     if (st != HS_OK) {
         hs_log(HS_LOG_ERROR, "sync_server", "reading blocks for a sync request failed: %s",

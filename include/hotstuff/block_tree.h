@@ -38,6 +38,9 @@ hs_status hs_bt_pending_app_updates(const hs_kv_reader *r, const hs_hash *h, hs_
 /* *status is NONE when absent (HS_OK); *pending is filled only for PENDING. */
 hs_status hs_bt_vsu_status(const hs_kv_reader *r, const hs_hash *h, hs_vsu_status *status,
                            hs_vs_updates *pending);
+/* The Commit PC that committed the VS-updating block h (this port's addition; NOT_FOUND for other
+ * blocks, or if the block was committed through another certificate). */
+hs_status hs_bt_vs_update_commit_pc(const hs_kv_reader *r, const hs_hash *h, hs_pc *out);
 hs_status hs_bt_committed_vs(const hs_kv_reader *r, hs_validator_set *out);
 hs_status hs_bt_previous_vs(const hs_kv_reader *r, hs_validator_set *out);
 hs_status hs_bt_vs_update_height(const hs_kv_reader *r, uint64_t *out); /* NOT_FOUND = None */

@@ -8,6 +8,7 @@
 #include "bt.h"
 #include "codec.h"
 #include "cu.h"
+#include "hotstuff/core.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/messages.h"
 #include "hotstuff/store.h"
@@ -800,6 +801,12 @@ static void test_phased_commit(void) {
     CU_ASSERT(res.has_vsu && res.vsu.n_inserts == 1 &&
               memcmp(&res.vsu.inserts[0].key, &kps[4].public_key, 32) == 0);
     hs_bt_update_result_free(&res);
+    /* The Commit PC is kept for Block Sync under the port's own key (sync_server.c). */
+    hs_pc kept = {0};
+    CU_ASSERT(hs_bt_vs_update_commit_pc(&f->r, &p.b.hash, &kept) == HS_OK &&
+              hs_pc_equal(&kept, &pc));
+    hs_pc_free(&kept);
+    CU_ASSERT(hs_bt_vs_update_commit_pc(&f->r, &p.a0.hash, &kept) == HS_NOT_FOUND);
     hs_pc_free(&pc);
     check_vs_committed(f, &p.b.hash, false);
     CU_ASSERT(block_gone(f, &p.x.hash, 1));
@@ -994,7 +1001,76 @@ static void test_write_failure(void) {
     chain_close(&c);
 }
 
+/* A fake network for the sync server: keeps the last message sent. */
+static hs_msg sent_msg;
+static int sent_count;
+static void cap_send(void *self, const hs_key *to, const hs_msg *m) {
+    (void)self;
+    (void)to;
+    hs_msg_free(&sent_msg);
+    CU_ASSERT_FATAL(hs_msg_copy(&sent_msg, m) == HS_OK);
+    sent_count++;
+}
+static void cap_broadcast(void *self, const hs_msg *m) { cap_send(self, NULL, m); }
+
+/* A sync response that crosses a committed VS update stops at the updating block and carries
+ * its Commit PC, so that a peer still on the old set can commit it before it meets the next
+ * block's Decide PC (sync_server.c stop_at_vs_update). */
+static void test_sync_response_stops_at_vs_update(void) {
+    phased p;
+    phased_open(&p);
+    fx *f = &p.f;
+    hs_bt_update_result res;
+    hs_pc prepare, precommit, commitpc, decide, pcc;
+    make_pc(&prepare, 2, &p.b.hash, HS_PHASE_PREPARE);
+    make_pc(&precommit, 3, &p.b.hash, HS_PHASE_PRECOMMIT);
+    make_pc(&commitpc, 4, &p.b.hash, HS_PHASE_COMMIT);
+    make_pc(&decide, 5, &p.b.hash, HS_PHASE_DECIDE);
+    const hs_pc *seq[] = {&prepare, &precommit, &commitpc, &decide};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_FATAL(update(f, seq[i], &res) == HS_OK);
+        hs_bt_update_result_free(&res);
+    }
+    hs_block c;
+    make_block(&c, 2, &decide, 40, 1); /* B's child, justified by the Decide PC */
+    CU_ASSERT_FATAL(hs_bt_insert(&f->kv, &c, NULL, NULL) == HS_OK);
+    make_pc(&pcc, 6, &c.hash, HS_PHASE_GENERIC);
+    CU_ASSERT_FATAL(update(f, &pcc, &res) == HS_OK); /* highest PC: PC(C) */
+    hs_bt_update_result_free(&res);
+
+    hs_config cfg = hs_config_test_values(&kps[0]);
+    hs_core_env env = {.kv = f->kv, .net = {.send = cap_send, .broadcast = cap_broadcast}};
+    hs_sync_server *srv = NULL;
+    CU_ASSERT_FATAL(hs_sync_server_new(&cfg, &env, 0, &srv) == HS_OK);
+    hs_sync_request req = {.chain_id = cfg.chain_id, .start_height = 0, .limit = 10};
+    CU_ASSERT_FATAL(hs_sync_server_handle(srv, 0, &kps[1].public_key, &req) == HS_OK);
+    CU_ASSERT_FATAL(sent_count == 1 && sent_msg.type == HS_MSG_SYNC_RESPONSE);
+    const hs_sync_response *r = &sent_msg.u.sync_response;
+    CU_ASSERT(r->n_blocks == 2); /* A0, B - not C */
+    if (r->n_blocks == 2) CU_ASSERT(memcmp(r->blocks[1].hash.b, p.b.hash.b, 32) == 0);
+    CU_ASSERT(hs_pc_equal(&r->highest_pc, &commitpc));
+
+    /* From above B: C, with the server's highest PC as usual. */
+    req.start_height = 2;
+    CU_ASSERT_FATAL(hs_sync_server_handle(srv, 0, &kps[1].public_key, &req) == HS_OK);
+    CU_ASSERT(r->n_blocks == 1 && memcmp(r->blocks[0].hash.b, c.hash.b, 32) == 0);
+    CU_ASSERT(hs_pc_equal(&r->highest_pc, &pcc));
+
+    hs_msg_free(&sent_msg);
+    sent_count = 0;
+    hs_sync_server_free(srv);
+    hs_block_free(&c);
+    hs_pc_free(&prepare);
+    hs_pc_free(&precommit);
+    hs_pc_free(&commitpc);
+    hs_pc_free(&decide);
+    hs_pc_free(&pcc);
+    phased_close(&p);
+}
+
 static const cu_test tests[] = {
+    {"sync response stops at a committed VS update with its Commit PC",
+     test_sync_response_stops_at_vs_update},
     {"initialize writes spec §6.5 keys, refuses a second time", test_initialize},
     {"initialize stores Some update height", test_initialize_update_height},
     {"insert writes every key of spec §6.3", test_insert_keys},

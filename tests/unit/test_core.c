@@ -1,0 +1,1136 @@
+/* tests/unit/test_core.c - regression tests, at the level of the deterministic core
+ * (hotstuff/core.h), for fixes the simulator motivated and that deviate from the spec on purpose:
+ *
+ *   3. block_tree.c hs_bt_insert (+ hotstuff.c on_proposal): a known block is not re-inserted, so
+ *      a re-proposal of a committed VS-updating block leaves its status Committed;
+ *   5. sync_client.c: (a) the request cursor past blocks that are all known; (b) syncing the
+ *      winning branch while locked on a losing one;
+ *   6. algorithm.c start_up_view;
+ *   7. pacemaker.c hs_pacemaker_on_stale_timeout_vote;
+ *   8. pacemaker.c: views stop at UINT64_MAX - 1.
+ *
+ * The harness: a few cores (and, where needed, sync servers) over in-memory stores, a network that
+ * is a FIFO of (time, from, to, message) with a constant latency, and a virtual clock that jumps
+ * to the next delivery or deadline. Broadcast reaches every node, the sender included. Messages a
+ * test crafts are signed with the validators' real keys and handed straight to a core.
+ *
+ * Two more tests guard against what a first version of fixes 2b and 2c let through: the lock
+ * moving back on a re-proposal (fixed by monotonic locking, safety.c hs_pc_to_lock) and a
+ * Decide PC certified by the pending update's own new validator (2c was reverted). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bt.h"
+#include "cu.h"
+#include "hotstuff/core.h"
+#include "hotstuff/crypto.h"
+#include "hotstuff/log.h"
+#include "hotstuff/store.h"
+#include "number_app.h"
+#include "safety.h"
+
+#define CHAIN 5
+#define MAXN 5       /* kps[0..3] are VS1; kps[4] joins or stays outside */
+#define LAT 5        /* ms per message */
+#define T 1000       /* max_view_time, ms */
+#define MAX_EVENTS 2000000u
+#define VMAX UINT64_MAX
+
+static hs_keypair kps[MAXN];
+static hs_validator_set vs1;
+
+static void keys_setup(void) {
+    static bool done;
+    if (done) return;
+    for (int i = 0; i < MAXN; i++) {
+        uint8_t seed[32] = {0};
+        seed[0] = 0xC0;
+        seed[1] = (uint8_t)(i + 1);
+        CU_ASSERT_FATAL(hs_keypair_from_seed(seed, &kps[i]) == HS_OK);
+    }
+    for (int i = 0; i < 4; i++) CU_ASSERT_FATAL(hs_vs_put(&vs1, &kps[i].public_key, 1) == HS_OK);
+    hs_log_set_level(HS_LOG_ERROR);
+    done = true;
+}
+
+static int key_index(const hs_key *k) {
+    for (int i = 0; i < MAXN; i++)
+        if (memcmp(kps[i].public_key.b, k->b, HS_KEY_LEN) == 0) return i;
+    return -1;
+}
+
+static int leader_of(const hs_validator_set *vs, uint64_t view) {
+    hs_key k;
+    CU_ASSERT_FATAL(hs_vs_leader(vs, view, &k) == HS_OK);
+    return key_index(&k);
+}
+
+/* ---- certificates and blocks, signed with the real keys ---- */
+
+/* Bit i of `who` selects the validator at position i of `vs` (sorted order). */
+static void make_pc(hs_pc *pc, uint64_t view, const hs_hash *block, hs_phase phase,
+                    const hs_validator_set *vs, unsigned who) {
+    *pc = (hs_pc){.chain_id = CHAIN, .view = view, .block = *block, .phase = phase};
+    uint8_t msg[HS_VOTE_MSG_LEN];
+    hs_phase_vote_bytes(CHAIN, view, block, phase, msg);
+    CU_ASSERT_FATAL(hs_sigset_init(&pc->sigs, vs->n) == HS_OK);
+    for (uint32_t i = 0; i < vs->n; i++) {
+        if (!(who & (1u << i))) continue;
+        pc->sigs.slots[i].present = true;
+        hs_sign(&kps[key_index(&vs->v[i].key)], msg, sizeof msg, &pc->sigs.slots[i].sig);
+    }
+}
+
+static void make_tc(hs_tc *tc, uint64_t view, unsigned who) {
+    *tc = (hs_tc){.chain_id = CHAIN, .view = view};
+    uint8_t msg[HS_TIMEOUT_MSG_LEN];
+    hs_timeout_vote_bytes(CHAIN, view, msg);
+    CU_ASSERT_FATAL(hs_sigset_init(&tc->sigs, vs1.n) == HS_OK);
+    for (uint32_t i = 0; i < vs1.n; i++) {
+        if (!(who & (1u << i))) continue;
+        tc->sigs.slots[i].present = true;
+        hs_sign(&kps[key_index(&vs1.v[i].key)], msg, sizeof msg, &tc->sigs.slots[i].sig);
+    }
+}
+
+/* A NumberApp block: one datum, Borsh(Vec<Tx>) with `incs` Increments (distinct bodies on one
+ * parent need distinct counts). */
+static void make_block(hs_block *b, uint64_t height, const hs_pc *justify, uint32_t incs) {
+    *b = (hs_block){.height = height};
+    CU_ASSERT_FATAL(hs_pc_copy(&b->justify, justify) == HS_OK);
+    uint8_t body[64] = {0};
+    CU_ASSERT_FATAL(incs <= sizeof body - 4);
+    for (int i = 0; i < 4; i++) body[i] = (uint8_t)(incs >> (8 * i));
+    b->data.items = calloc(1, sizeof *b->data.items);
+    CU_ASSERT_FATAL(b->data.items != NULL);
+    b->data.n = 1;
+    CU_ASSERT_FATAL(hs_bytes_set(&b->data.items[0], body, 4 + incs) == HS_OK);
+    hs_sha256(body, 4 + incs, &b->data_hash);
+    CU_ASSERT_FATAL(hs_block_compute_hash(b, &b->hash) == HS_OK);
+}
+
+static hs_msg timeout_vote_msg(uint64_t view, int signer) {
+    hs_msg m = {.type = HS_MSG_TIMEOUT_VOTE};
+    m.u.timeout_vote.chain_id = CHAIN;
+    m.u.timeout_vote.view = view;
+    uint8_t bytes[HS_TIMEOUT_MSG_LEN];
+    hs_timeout_vote_bytes(CHAIN, view, bytes);
+    hs_sign(&kps[signer], bytes, sizeof bytes, &m.u.timeout_vote.sig);
+    return m;
+}
+
+static hs_msg advance_view_tc(uint64_t view) {
+    hs_msg m = {.type = HS_MSG_ADVANCE_VIEW};
+    m.u.advance_view.is_tc = true;
+    make_tc(&m.u.advance_view.tc, view, 0x7); /* 3 of 4 */
+    return m;
+}
+
+static hs_msg advance_view_pc(uint64_t view, const hs_hash *block) {
+    hs_msg m = {.type = HS_MSG_ADVANCE_VIEW};
+    make_pc(&m.u.advance_view.pc, view, block, HS_PHASE_GENERIC, &vs1, 0xF);
+    return m;
+}
+
+static hs_msg proposal_msg(uint64_t view, const hs_block *b) {
+    hs_msg m = {.type = HS_MSG_PROPOSAL};
+    m.u.proposal.chain_id = CHAIN;
+    m.u.proposal.view = view;
+    CU_ASSERT_FATAL(hs_block_copy(&m.u.proposal.block, b) == HS_OK);
+    return m;
+}
+
+/* ---- stores ---- */
+
+static void store_init(hs_kv_store *kv) {
+    hs_vss vss = {.committed = vs1, .previous = vs1, .update_decided = true};
+    CU_ASSERT_FATAL(hs_bt_initialize(kv, NULL, &vss) == HS_OK);
+}
+
+static void store_apply(const hs_kv_store *kv, const hs_pc *pc) {
+    hs_bt_update_result res = {0};
+    CU_ASSERT_FATAL(hs_bt_update(kv, pc, &res) == HS_OK);
+    hs_bt_update_result_free(&res);
+}
+
+/* What a replica that accepted b does: insert it, apply its justify. */
+static void store_add(const hs_kv_store *kv, const hs_block *b) {
+    CU_ASSERT_FATAL(hs_bt_insert(kv, b, NULL, NULL) == HS_OK);
+    store_apply(kv, &b->justify);
+}
+
+/* ---- the world ---- */
+
+typedef struct world world;
+
+typedef struct node {
+    world *w;
+    int id;
+    hs_mem_store *ms;
+    hs_kv_store kv;
+    napp *app;
+    hs_core_env env;
+    hs_core *core;        /* NULL while down or when the node has none */
+    hs_sync_server *srv;  /* NULL when the node runs none */
+    bool cut;             /* partitioned: nothing between it and another node is delivered */
+    /* from its events */
+    uint32_t commits;
+    bool vs_updated;
+    hs_hash vs_update_block;
+    uint32_t lock_updates, lock_to_genesis;
+    uint32_t start_syncs, end_syncs;
+    uint32_t timeout_votes;
+    uint64_t last_timeout_vote_view;
+    /* views */
+    uint64_t last_view;
+    bool view_went_back;
+} node;
+
+typedef struct qmsg {
+    uint64_t t;
+    int from, to;
+    bool bcast;
+    hs_msg m;
+} qmsg;
+
+struct world {
+    uint64_t now;
+    int n;
+    node nodes[MAXN];
+    hs_config tmpl; /* `me` is filled per node */
+    qmsg *q;
+    size_t head, len, cap;
+    uint64_t events;
+};
+
+static uint64_t wall(void *ctx) { return 1700000000000ull + ((world *)ctx)->now; }
+
+static void on_event(void *ctx, const hs_event *e) {
+    node *n = ctx;
+    switch (e->type) {
+    case HS_EV_COMMIT_BLOCK: n->commits++; break;
+    case HS_EV_UPDATE_VALIDATOR_SET:
+        if (!n->vs_updated) n->vs_update_block = e->u.update_validator_set.cause_block;
+        n->vs_updated = true;
+        break;
+    case HS_EV_UPDATE_LOCKED_PC:
+        n->lock_updates++;
+        if (hs_pc_is_genesis(&e->u.update_locked_pc.locked_pc)) n->lock_to_genesis++;
+        break;
+    case HS_EV_TIMEOUT_VOTE:
+        n->timeout_votes++;
+        n->last_timeout_vote_view = e->u.timeout_vote.timeout_vote.view;
+        break;
+    case HS_EV_START_SYNC: n->start_syncs++; break;
+    case HS_EV_END_SYNC: n->end_syncs++; break;
+    default: break;
+    }
+}
+
+static void q_push(world *w, int from, int to, bool bcast, const hs_msg *m) {
+    if (w->len == w->cap) {
+        if (w->head > 0) {
+            memmove(w->q, w->q + w->head, (w->len - w->head) * sizeof *w->q);
+            w->len -= w->head;
+            w->head = 0;
+        }
+        if (w->len == w->cap) {
+            w->cap = w->cap ? 2 * w->cap : 256;
+            w->q = realloc(w->q, w->cap * sizeof *w->q);
+            CU_ASSERT_FATAL(w->q != NULL);
+        }
+    }
+    qmsg *e = &w->q[w->len];
+    *e = (qmsg){.t = w->now + LAT, .from = from, .to = to, .bcast = bcast};
+    CU_ASSERT_FATAL(hs_msg_copy(&e->m, m) == HS_OK);
+    w->len++;
+}
+
+static void net_broadcast(void *self, const hs_msg *m) {
+    node *n = self;
+    for (int i = 0; i < n->w->n; i++) q_push(n->w, n->id, i, true, m);
+}
+
+static void net_send(void *self, const hs_key *to, const hs_msg *m) {
+    node *n = self;
+    int i = key_index(to);
+    if (i >= 0 && i < n->w->n) q_push(n->w, n->id, i, false, m);
+}
+
+static void net_update_vs(void *self, const hs_vs_updates *u) { (void)self, (void)u; }
+
+static void q_clear(world *w) {
+    for (size_t i = w->head; i < w->len; i++) hs_msg_free(&w->q[i].m);
+    w->head = w->len = 0;
+}
+
+/* Messages in flight from `from` to `to` (-1: anyone) of type `type`; *last (if not NULL) is the
+ * last one found. */
+static int q_count(world *w, int from, int to, hs_msg_type type, const qmsg **last) {
+    int k = 0;
+    for (size_t i = w->head; i < w->len; i++) {
+        const qmsg *e = &w->q[i];
+        if ((from < 0 || e->from == from) && (to < 0 || e->to == to) && e->m.type == type) {
+            k++;
+            if (last) *last = e;
+        }
+    }
+    return k;
+}
+
+static void world_open(world *w, int n, uint32_t epoch_length) {
+    keys_setup();
+    memset(w, 0, sizeof *w);
+    w->n = n;
+    w->tmpl = hs_config_test_values(NULL);
+    w->tmpl.chain_id = CHAIN;
+    w->tmpl.epoch_length = epoch_length;
+    w->tmpl.max_view_time_ms = T;
+    for (int i = 0; i < n; i++) {
+        node *nd = &w->nodes[i];
+        nd->w = w;
+        nd->id = i;
+        nd->ms = hs_mem_store_new();
+        CU_ASSERT_FATAL(nd->ms != NULL);
+        nd->kv = hs_mem_store_kv(nd->ms);
+        nd->app = napp_new();
+        CU_ASSERT_FATAL(nd->app != NULL);
+        store_init(&nd->kv);
+        nd->env = (hs_core_env){
+            .app = napp_app(nd->app),
+            .net = {.self = nd, .update_validator_set = net_update_vs,
+                    .broadcast = net_broadcast, .send = net_send},
+            .kv = nd->kv,
+            .emit = on_event,
+            .emit_ctx = nd,
+            .wall_clock_ms = wall,
+            .clock_ctx = w,
+            .rng_seed = (uint64_t)i + 1,
+        };
+    }
+}
+
+static hs_config node_cfg(world *w, int i) {
+    hs_config c = w->tmpl;
+    c.me = kps[i];
+    return c;
+}
+
+static void start_core(world *w, int i) {
+    node *n = &w->nodes[i];
+    hs_config c = node_cfg(w, i);
+    CU_ASSERT_FATAL(n->core == NULL);
+    CU_ASSERT_FATAL(hs_core_new(&c, &n->env, w->now, &n->core) == HS_OK);
+    n->last_view = hs_core_view(n->core);
+}
+
+static void start_server(world *w, int i) {
+    node *n = &w->nodes[i];
+    hs_config c = node_cfg(w, i);
+    CU_ASSERT_FATAL(hs_sync_server_new(&c, &n->env, w->now, &n->srv) == HS_OK);
+}
+
+/* A crash: the core's memory is gone, its store stays. */
+static void crash(world *w, int i) {
+    hs_core_free(w->nodes[i].core);
+    w->nodes[i].core = NULL;
+}
+
+static void world_close(world *w) {
+    q_clear(w);
+    free(w->q);
+    for (int i = 0; i < w->n; i++) {
+        node *n = &w->nodes[i];
+        hs_core_free(n->core);
+        hs_sync_server_free(n->srv);
+        napp_free(n->app);
+        hs_mem_store_free(n->ms);
+    }
+}
+
+static void after_step(node *n) {
+    uint64_t v = hs_core_view(n->core);
+    if (v < n->last_view) n->view_went_back = true;
+    n->last_view = v;
+}
+
+static void step(node *n, const hs_key *origin, hs_msg *m) {
+    hs_status st = hs_core_step(n->core, n->w->now, origin, m);
+    CU_ASSERT(st == HS_OK);
+    after_step(n);
+}
+
+/* Hands a crafted message from validator `from` straight to node `to`'s core (consumed). */
+static void inject(world *w, int to, int from, hs_msg *m) {
+    step(&w->nodes[to], &kps[from].public_key, m);
+    hs_msg_free(m);
+}
+
+static void deliver(world *w, qmsg *e) {
+    node *d = &w->nodes[e->to];
+    bool cut = e->from != e->to && (d->cut || w->nodes[e->from].cut);
+    const hs_key *origin = &kps[e->from].public_key;
+    if (!cut && e->m.type == HS_MSG_SYNC_REQUEST && d->srv) {
+        CU_ASSERT(hs_sync_server_handle(d->srv, w->now, origin, &e->m.u.sync_request) == HS_OK);
+    } else if (!cut && e->m.type != HS_MSG_SYNC_REQUEST && d->core) {
+        step(d, origin, &e->m);
+    }
+    hs_msg_free(&e->m);
+}
+
+/* Runs the next delivery or deadline if it is due by `limit`; false if none is. */
+static bool world_next(world *w, uint64_t limit) {
+    uint64_t tm = w->head < w->len ? w->q[w->head].t : VMAX, td = VMAX;
+    for (int i = 0; i < w->n; i++) {
+        node *n = &w->nodes[i];
+        if (n->core && hs_core_deadline(n->core) < td) td = hs_core_deadline(n->core);
+        if (n->srv && hs_sync_server_deadline(n->srv) < td) td = hs_sync_server_deadline(n->srv);
+    }
+    uint64_t t = tm < td ? tm : td;
+    if (t > limit) return false;
+    if (t > w->now) w->now = t;
+    if (tm <= td) {
+        qmsg e = w->q[w->head++];
+        if (w->head == w->len) w->head = w->len = 0;
+        deliver(w, &e);
+    } else {
+        for (int i = 0; i < w->n; i++) {
+            node *n = &w->nodes[i];
+            if (n->core && hs_core_deadline(n->core) <= w->now) step(n, NULL, NULL);
+            if (n->srv && hs_sync_server_deadline(n->srv) <= w->now) {
+                CU_ASSERT(hs_sync_server_tick(n->srv, w->now) == HS_OK);
+            }
+        }
+    }
+    CU_ASSERT_FATAL(++w->events < MAX_EVENTS);
+    return true;
+}
+
+typedef bool (*pred_fn)(world *w, void *ctx);
+
+/* Runs until pred holds (checked before every event) or virtual time reaches `limit`. */
+static bool run_until(world *w, uint64_t limit, pred_fn pred, void *ctx) {
+    for (;;) {
+        if (pred && pred(w, ctx)) return true;
+        if (!world_next(w, limit)) {
+            if (w->now < limit) w->now = limit;
+            return pred ? pred(w, ctx) : true;
+        }
+    }
+}
+
+static void run_for(world *w, uint64_t ms) { run_until(w, w->now + ms, NULL, NULL); }
+
+/* ---- reading a node's store ---- */
+
+static hs_kv_reader rd(world *w, int i) { return hs_kv_store_reader(&w->nodes[i].kv); }
+
+static bool has_block(world *w, int i, const hs_hash *h) {
+    hs_kv_reader r = rd(w, i);
+    bool known = false;
+    CU_ASSERT_FATAL(hs_bt_contains(&r, h, &known) == HS_OK);
+    return known;
+}
+
+static hs_pc stored_pc(world *w, int i, bool locked) {
+    hs_kv_reader r = rd(w, i);
+    hs_pc pc = {0};
+    CU_ASSERT_FATAL((locked ? hs_bt_locked_pc(&r, &pc) : hs_bt_highest_pc(&r, &pc)) == HS_OK);
+    return pc;
+}
+
+static uint64_t highest_pc_view(world *w, int i) {
+    hs_pc pc = stored_pc(w, i, false);
+    uint64_t v = pc.view;
+    hs_pc_free(&pc);
+    return v;
+}
+
+static hs_vsu_status vsu_status(world *w, int i, const hs_hash *h) {
+    hs_kv_reader r = rd(w, i);
+    hs_vsu_status st = HS_VSU_NONE;
+    CU_ASSERT_FATAL(hs_bt_vsu_status(&r, h, &st, NULL) == HS_OK);
+    return st;
+}
+
+static hs_vss stored_vss(world *w, int i) {
+    hs_kv_reader r = rd(w, i);
+    hs_vss vss = {0};
+    CU_ASSERT_FATAL(hs_bt_vss(&r, &vss) == HS_OK);
+    return vss;
+}
+
+static bool committed_height(world *w, int i, uint64_t *h) {
+    hs_kv_reader r = rd(w, i);
+    hs_status st = hs_bt_highest_committed_height(&r, h);
+    CU_ASSERT_FATAL(st == HS_OK || st == HS_NOT_FOUND);
+    return st == HS_OK;
+}
+
+/* ======================================================================================== */
+/* 3. A re-proposal of a committed VS-updating block                                          */
+/* ======================================================================================== */
+
+static bool vs_update_committed_on_0(world *w, void *ctx) {
+    (void)ctx;
+    return w->nodes[0].vs_updated;
+}
+
+/* The scenario of fix 3. Four replicas commit a few blocks, then VS1 -> VS2 = VS1 + kps[4]
+ * (power 1) through a block B of node 1's; kps[4] runs no replica, so VS2's quorum, 4 of 5, is
+ * the four replicas. Stops the moment node 0 has committed B (applied its Commit PC) and not yet
+ * its Decide PC. Node 0 is then cut off and moved by a TC to a fresh view X + 1, where a proposer
+ * of X + 1 - a lagging leader whose highest PC was B's Precommit PC - may re-propose B.
+ * Returns X + 1; *bh is B, *b a copy of it, *vss node 0's state. */
+static uint64_t vs_update_then_isolate(world *w, hs_hash *bh, hs_block *b, hs_vss *vss) {
+    world_open(w, 4, 4);
+    for (int i = 0; i < 4; i++) start_core(w, i);
+    run_for(w, 5000);
+    CU_ASSERT_FATAL(w->nodes[0].commits >= 2);
+    CU_ASSERT_FATAL(napp_submit_set_validator(w->nodes[1].app, &kps[4].public_key, 1));
+
+    CU_ASSERT_FATAL(run_until(w, w->now + 30000, vs_update_committed_on_0, NULL));
+    *bh = w->nodes[0].vs_update_block;
+    CU_ASSERT_FATAL(vsu_status(w, 0, bh) == HS_VSU_COMMITTED);
+    *vss = stored_vss(w, 0);
+    CU_ASSERT_FATAL(!vss->update_decided); /* committed, not yet decided */
+    CU_ASSERT_FATAL(vss->committed.n == 5 && hs_vs_contains(&vss->committed, &kps[4].public_key));
+    hs_pc lock = stored_pc(w, 0, true);
+    CU_ASSERT(memcmp(lock.block.b, bh->b, HS_HASH_LEN) == 0); /* locked on B */
+    hs_pc_free(&lock);
+
+    w->nodes[0].cut = true;
+    q_clear(w);
+    uint64_t x = hs_core_view(w->nodes[0].core);
+    x += (4 - x % 4) % 4; /* the next epoch-change view */
+    hs_msg m = advance_view_tc(x);
+    inject(w, 0, 1, &m);
+    CU_ASSERT_FATAL(hs_core_view(w->nodes[0].core) == x + 1);
+    q_clear(w);
+    hs_kv_reader r0 = rd(w, 0);
+    CU_ASSERT_FATAL(hs_bt_block(&r0, bh, b) == HS_OK);
+    return x + 1;
+}
+
+/* Guards fix 3 (core/block_tree.c hs_bt_insert: a known block is not written again; and the same
+ * guard in core/hotstuff.c on_proposal, which no longer re-inserts a known block). The reference
+ * re-inserts a re-proposed block, which after its commit turns its VS status from Committed back
+ * to Pending: its phase certificates are then checked against the wrong validator set. Both
+ * guards must be reverted to see this test fail (either alone suffices). It also relies on fix
+ * 2b: without it node 0, locked on B, refuses the re-proposal outright. */
+static void test_reproposal_of_committed_vs_block(void) {
+    world w;
+    hs_hash bh;
+    hs_block b = {0};
+    hs_vss vss = {0};
+    uint64_t v = vs_update_then_isolate(&w, &bh, &b, &vss);
+    hs_msg m = proposal_msg(v, &b);
+    inject(&w, 0, leader_of(&vss.committed, v), &m);
+    /* It was accepted: node 0 voted Prepare for B in view v. */
+    const qmsg *vote = NULL;
+    CU_ASSERT(q_count(&w, 0, -1, HS_MSG_PHASE_VOTE, &vote) == 1);
+    if (vote) {
+        CU_ASSERT(vote->m.u.phase_vote.view == v);
+        CU_ASSERT(vote->m.u.phase_vote.phase == HS_PHASE_PREPARE);
+        CU_ASSERT(memcmp(vote->m.u.phase_vote.block.b, bh.b, HS_HASH_LEN) == 0);
+    }
+
+    /* 1. B's status is still Committed. */
+    CU_ASSERT(vsu_status(&w, 0, &bh) == HS_VSU_COMMITTED);
+    hs_vss_free(&vss);
+    vss = stored_vss(&w, 0);
+    CU_ASSERT(vss.committed.n == 5 && vss.previous.n == 4 && !vss.update_decided);
+
+    /* 2. B's Commit PC, signed by VS1, still verifies (it is checked against the previous set
+     *    only while B's status is Committed). */
+    hs_pc commit_pc;
+    make_pc(&commit_pc, v - 2, &bh, HS_PHASE_COMMIT, &vs1, 0xF);
+    hs_kv_reader r0 = rd(&w, 0);
+    hs_safety_ctx sc = {.r = &r0, .chain_id = CHAIN, .vss = &vss};
+    bool ok = false;
+    CU_ASSERT(hs_pc_is_correct(&sc, &commit_pc, &ok) == HS_OK && ok);
+    hs_pc_free(&commit_pc);
+
+    /* 3. A Decide PC for B, signed by VS2 (the four replicas: 4 of 5), is accepted: it ends the
+     *    transition. */
+    int k4 = (int)hs_vs_find(&vss.committed, &kps[4].public_key);
+    CU_ASSERT_FATAL(k4 >= 0);
+    hs_msg nv = {.type = HS_MSG_NEW_VIEW};
+    nv.u.new_view.chain_id = CHAIN;
+    nv.u.new_view.view = v;
+    make_pc(&nv.u.new_view.highest_pc, v, &bh, HS_PHASE_DECIDE, &vss.committed,
+            0x1Fu & ~(1u << k4));
+    inject(&w, 0, 2, &nv);
+    hs_vss_free(&vss);
+    vss = stored_vss(&w, 0);
+    CU_ASSERT(vss.update_decided);
+    CU_ASSERT(vsu_status(&w, 0, &bh) == HS_VSU_COMMITTED);
+    CU_ASSERT(highest_pc_view(&w, 0) == v);
+
+    hs_vss_free(&vss);
+    hs_block_free(&b);
+    world_close(&w);
+}
+
+/* Accepting the re-proposal of the locked block B (fix 2b) applies B's old justify,
+ * PC(parent(B)), whose pc_to_lock is the PC of B's grandparent. Without monotonic locking the
+ * lock moved BACK, off B, and a sibling of the committed B was then safe, inserted and voted
+ * for. */
+static void test_lock_never_moves_back_on_reproposal(void) {
+    world w;
+    hs_hash bh;
+    hs_block b = {0};
+    hs_vss vss = {0};
+    uint64_t v = vs_update_then_isolate(&w, &bh, &b, &vss);
+    hs_pc before = stored_pc(&w, 0, true);
+    hs_msg m = proposal_msg(v, &b);
+    inject(&w, 0, leader_of(&vss.committed, v), &m);
+    hs_pc after = stored_pc(&w, 0, true);
+    CU_ASSERT(after.view >= before.view);
+    CU_ASSERT(memcmp(after.block.b, bh.b, HS_HASH_LEN) == 0);
+    hs_pc_free(&before);
+    hs_pc_free(&after);
+
+    m = advance_view_tc(v + 3); /* to a fresh view v + 4 */
+    inject(&w, 0, 1, &m);
+    CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == v + 4);
+    q_clear(&w);
+    hs_block sib;
+    make_block(&sib, b.height, &b.justify, 7);
+    m = proposal_msg(v + 4, &sib);
+    inject(&w, 0, leader_of(&vss.committed, v + 4), &m);
+    CU_ASSERT(!has_block(&w, 0, &sib.hash));
+    CU_ASSERT(q_count(&w, 0, -1, HS_MSG_PHASE_VOTE, NULL) == 0);
+    hs_block_free(&sib);
+    hs_vss_free(&vss);
+    hs_block_free(&b);
+    world_close(&w);
+}
+
+/* Had a Decide PC for a Pending block been verified against the set the block's own update
+ * produces (a relaxation of spec §2.10 tried once and reverted), a single Byzantine leader could
+ * propose V with SetValidator(kps[4], 100), sign V's Decide PC with kps[4] alone (100 of 104: a
+ * quorum of that set), and every honest replica that inserted V would commit it and hand the
+ * validator set to kps[4] - with no Commit quorum of VS1 ever formed. */
+static void test_self_certified_decide_pc(void) {
+    world w;
+    world_open(&w, 5, 4);
+    start_core(&w, 0);
+    hs_msg m = advance_view_tc(0);
+    inject(&w, 0, 1, &m);
+    CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == 1);
+    int byz = leader_of(&vs1, 1);
+    hs_pc g = {0};
+    hs_pc_genesis(&g);
+    hs_block v = {.height = 0};
+    CU_ASSERT_FATAL(hs_pc_copy(&v.justify, &g) == HS_OK);
+    uint8_t body[4 + 1 + HS_KEY_LEN + 8] = {1, 0, 0, 0, NAPP_SET_VALIDATOR};
+    memcpy(body + 5, kps[4].public_key.b, HS_KEY_LEN);
+    body[5 + HS_KEY_LEN] = 100;
+    v.data.items = calloc(1, sizeof *v.data.items);
+    CU_ASSERT_FATAL(v.data.items != NULL);
+    v.data.n = 1;
+    CU_ASSERT_FATAL(hs_bytes_set(&v.data.items[0], body, sizeof body) == HS_OK);
+    hs_sha256(body, sizeof body, &v.data_hash);
+    CU_ASSERT_FATAL(hs_block_compute_hash(&v, &v.hash) == HS_OK);
+    m = proposal_msg(1, &v);
+    inject(&w, 0, byz, &m);
+    CU_ASSERT_FATAL(vsu_status(&w, 0, &v.hash) == HS_VSU_PENDING);
+
+    hs_validator_set next = {0};
+    CU_ASSERT_FATAL(hs_vs_copy(&next, &vs1) == HS_OK);
+    CU_ASSERT_FATAL(hs_vs_put(&next, &kps[4].public_key, 100) == HS_OK);
+    int k4 = (int)hs_vs_find(&next, &kps[4].public_key);
+    hs_msg nv = {.type = HS_MSG_NEW_VIEW};
+    nv.u.new_view.chain_id = CHAIN;
+    nv.u.new_view.view = 1;
+    make_pc(&nv.u.new_view.highest_pc, 1000, &v.hash, HS_PHASE_DECIDE, &next, 1u << k4);
+    inject(&w, 0, byz, &nv);
+    uint64_t h;
+    CU_ASSERT(!committed_height(&w, 0, &h));
+    CU_ASSERT(w.nodes[0].commits == 0);
+    hs_vs_free(&next);
+    hs_block_free(&v);
+    hs_pc_free(&g);
+    world_close(&w);
+}
+
+/* ======================================================================================== */
+/* 5. Block Sync                                                                              */
+/* ======================================================================================== */
+
+/* A world of a core (node 0, the client) and a sync server with no core (node 1, a validator
+ * that advertises every 500 ms). */
+static void sync_world_open(world *w, uint32_t limit) {
+    world_open(w, 2, 4);
+    w->tmpl.block_sync_request_limit = limit;
+    w->tmpl.block_sync_server_advertise_time_ms = 500;
+    w->tmpl.block_sync_response_timeout_ms = 1000;
+}
+
+/* Guards fix 5a (core/sync_client.c hs_sync_client_on_response: the cursor). Node 0 holds
+ * B0..B3, uncommitted, at least `limit` (3) of them; the server holds B0..B9, also uncommitted
+ * (their PCs have non-consecutive views). Every request from the committed height returns B0..B2,
+ * all known: the spec (§5.4 step 4) ends the sync there, every time, and node 0 never gets past
+ * them. With the cursor it asks again from above them. */
+static void test_sync_past_known_uncommitted_blocks(void) {
+    world w;
+    sync_world_open(&w, 3);
+    enum { N = 10, K = 4 };
+    hs_block b[N];
+    hs_pc pc[N];
+    hs_pc g = {0};
+    hs_pc_genesis(&g);
+    for (int i = 0; i < N; i++) {
+        make_block(&b[i], (uint64_t)i, i ? &pc[i - 1] : &g, (uint32_t)i);
+        make_pc(&pc[i], 2 * (uint64_t)i + 1, &b[i].hash, HS_PHASE_GENERIC, &vs1, 0xF);
+        store_add(&w.nodes[1].kv, &b[i]);
+        if (i < K) store_add(&w.nodes[0].kv, &b[i]);
+    }
+    store_apply(&w.nodes[1].kv, &pc[N - 1]);
+    store_apply(&w.nodes[0].kv, &pc[K - 1]);
+    uint64_t h;
+    CU_ASSERT_FATAL(!committed_height(&w, 0, &h) && !committed_height(&w, 1, &h));
+
+    start_core(&w, 0);
+    start_server(&w, 1);
+    run_for(&w, 10000);
+
+    CU_ASSERT(w.nodes[0].start_syncs >= 1);
+    for (int i = 0; i < N; i++) CU_ASSERT(has_block(&w, 0, &b[i].hash));
+    CU_ASSERT(highest_pc_view(&w, 0) == pc[N - 1].view);
+    CU_ASSERT(!hs_core_is_syncing(w.nodes[0].core));
+
+    for (int i = 0; i < N; i++) {
+        hs_block_free(&b[i]);
+        hs_pc_free(&pc[i]);
+    }
+    world_close(&w);
+}
+
+/* Guards fix 5b (core/sync_client.c response_outranks_lock / sync_block, and
+ * core/safety.c hs_safe_block_ignoring_lock). A real fork:
+ *
+ *   G0 ─ L1 ─ L2        PC(G0, 1), PC(L1, 2), PC(L2, 3): node 0 saw PC(L2, 3), so it is locked
+ *    │                  on PC(L1, 2) (and committed G0);
+ *    └── W1 ─ W2 ─ W3   PC(W1, 5), PC(W2, 6), PC(W3, 7): the others, locked on PC(G0, 1),
+ *                       built the winning branch and committed W1.
+ *
+ * W1's justify, PC(G0, 1), neither extends node 0's lock nor has a higher view, so the spec's
+ * safe_block refuses W1, node 0 blacklists the server and can never switch. With the fix, since
+ * the response's highest PC (view 7) outranks the lock, W1 is inserted without applying its
+ * justify, and the rest of the branch follows through the ordinary rules. */
+static void test_sync_winning_branch_while_locked_on_losing_one(void) {
+    world w;
+    sync_world_open(&w, 10);
+    hs_pc g = {0}, pg0, pl1, pl2, pw1, pw2, pw3;
+    hs_pc_genesis(&g);
+    hs_block g0, l1, l2, w1, w2, w3;
+    make_block(&g0, 0, &g, 0);
+    make_pc(&pg0, 1, &g0.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&l1, 1, &pg0, 1);
+    make_pc(&pl1, 2, &l1.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&l2, 2, &pl1, 1);
+    make_pc(&pl2, 3, &l2.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&w1, 1, &pg0, 2); /* a sibling of L1 */
+    make_pc(&pw1, 5, &w1.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&w2, 2, &pw1, 2);
+    make_pc(&pw2, 6, &w2.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&w3, 3, &pw2, 2);
+    make_pc(&pw3, 7, &w3.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+
+    const hs_kv_store *c = &w.nodes[0].kv, *s = &w.nodes[1].kv;
+    store_add(c, &g0);
+    store_add(c, &l1);
+    store_add(c, &l2);
+    store_apply(c, &pl2);
+    hs_pc lock = stored_pc(&w, 0, true);
+    CU_ASSERT_FATAL(hs_pc_equal(&lock, &pl1));
+    hs_pc_free(&lock);
+    uint64_t h = 99;
+    CU_ASSERT_FATAL(committed_height(&w, 0, &h) && h == 0);
+
+    store_add(s, &g0);
+    store_add(s, &l1);
+    store_apply(s, &pl1);
+    store_add(s, &w1);
+    store_apply(s, &pw1);
+    store_add(s, &w2);
+    store_add(s, &w3);
+    store_apply(s, &pw3); /* 5, 6, 7: W1 committed */
+    CU_ASSERT_FATAL(committed_height(&w, 1, &h) && h == 1);
+
+    start_core(&w, 0);
+    start_server(&w, 1);
+    run_for(&w, 10000);
+
+    CU_ASSERT(w.nodes[0].start_syncs >= 1);
+    CU_ASSERT(has_block(&w, 0, &w1.hash));
+    CU_ASSERT(has_block(&w, 0, &w2.hash));
+    CU_ASSERT(has_block(&w, 0, &w3.hash));
+    CU_ASSERT(!has_block(&w, 0, &l1.hash)); /* pruned when W1 was committed */
+    hs_kv_reader r0 = rd(&w, 0);
+    hs_hash hcb;
+    CU_ASSERT(hs_bt_highest_committed_block(&r0, &hcb) == HS_OK &&
+              memcmp(hcb.b, w1.hash.b, HS_HASH_LEN) == 0);
+    hs_pc hp = stored_pc(&w, 0, false);
+    CU_ASSERT(hs_pc_equal(&hp, &pw3));
+    hs_pc_free(&hp);
+    lock = stored_pc(&w, 0, true);
+    CU_ASSERT(hs_pc_equal(&lock, &pw2));
+    hs_pc_free(&lock);
+    /* W1's justify was not applied: that would have moved the lock back to the genesis PC. */
+    CU_ASSERT(w.nodes[0].lock_to_genesis == 0);
+
+    hs_block *blocks[] = {&g0, &l1, &l2, &w1, &w2, &w3};
+    for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++) hs_block_free(blocks[i]);
+    hs_pc *pcs[] = {&pg0, &pl1, &pl2, &pw1, &pw2, &pw3};
+    for (size_t i = 0; i < sizeof pcs / sizeof *pcs; i++) hs_pc_free(pcs[i]);
+    world_close(&w);
+}
+
+/* ======================================================================================== */
+/* 6. The start-up view                                                                       */
+/* ======================================================================================== */
+
+typedef struct startup_case {
+    uint64_t hve;     /* HIGHEST_VIEW_ENTERED */
+    int64_t tc_view;  /* HIGHEST_TC, -1: none */
+    int64_t pc_view;  /* HIGHEST_PC's view (a block at height 0), -1: genesis */
+    uint64_t expect;
+    const char *why;
+} startup_case;
+
+/* Guards fix 6 (core/algorithm.c start_up_view). Epoch length 4. The first three rows fail
+ * without the fix (the spec starts at E + 1 and at 0); the others are unchanged. */
+static void test_start_up_view(void) {
+    static const startup_case cases[] = {
+        {4, -1, -1, 4, "parked in epoch-change view 4, no certificate for it: restart in 4"},
+        {8, 4, 6, 8, "parked in 8 holding TC(4), PC(6): restart in 8"},
+        {0, 0, -1, 1, "holding TC(0): start in 1, not 0"},
+        {0, -1, -1, 0, "fresh: view 0"},
+        {5, -1, -1, 6, "entered 5 (not an epoch change): 6"},
+        {7, 4, -1, 8, "entered 7 holding TC(4): 8"},
+        {4, 4, -1, 5, "entered 4 holding TC(4): after the certificate, 5"},
+        {4, -1, 6, 7, "entered 4 holding PC(6): 7"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const startup_case *k = &cases[i];
+        world w;
+        world_open(&w, 1, 4);
+        const hs_kv_store *kv = &w.nodes[0].kv;
+        CU_ASSERT_FATAL(hs_bt_set_highest_view_entered(kv, k->hve) == HS_OK);
+        if (k->tc_view >= 0) {
+            hs_tc tc;
+            make_tc(&tc, (uint64_t)k->tc_view, 0x7);
+            CU_ASSERT_FATAL(hs_bt_set_highest_tc(kv, &tc) == HS_OK);
+            hs_tc_free(&tc);
+        }
+        if (k->pc_view >= 0) {
+            hs_pc g = {0}, pc;
+            hs_pc_genesis(&g);
+            hs_block b;
+            make_block(&b, 0, &g, 0);
+            store_add(kv, &b);
+            make_pc(&pc, (uint64_t)k->pc_view, &b.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+            store_apply(kv, &pc);
+            hs_pc_free(&pc);
+            hs_block_free(&b);
+        }
+        start_core(&w, 0);
+        uint64_t v = hs_core_view(w.nodes[0].core);
+        if (v != k->expect) printf("\n  %s: started in %llu\n", k->why, (unsigned long long)v);
+        CU_ASSERT(v == k->expect);
+
+        /* Parked in an epoch-change view, it times out and votes in THAT view. */
+        if (k->expect % 4 == 0 && k->expect > 0) {
+            run_for(&w, 2 * T);
+            CU_ASSERT(w.nodes[0].timeout_votes >= 1);
+            CU_ASSERT(w.nodes[0].last_timeout_vote_view == k->expect);
+            CU_ASSERT(hs_core_view(w.nodes[0].core) == k->expect);
+        }
+        world_close(&w);
+    }
+}
+
+typedef struct view_is {
+    int node;
+    uint64_t view;
+} view_is;
+
+static bool node_in_view(world *w, void *ctx) {
+    const view_is *x = ctx;
+    return w->nodes[x->node].core && hs_core_view(w->nodes[x->node].core) == x->view;
+}
+
+static bool all_past_view(world *w, void *ctx) {
+    const view_is *x = ctx;
+    for (int i = 0; i < w->n; i++)
+        if (i != x->node && (!w->nodes[i].core || hs_core_view(w->nodes[i].core) <= x->view))
+            return false;
+    return true;
+}
+
+/* Guards fix 6 end to end. Three of four validators run (the one that leads epoch-change view 4
+ * is down for good). Replica V crashes the moment it enters view 4; the other two park there
+ * with two timeout votes out of the three needed. V restarts: in view 4 it completes TC(4) and
+ * everyone moves on; in view 5 (the spec) it times out to view 8 and parks there, while the other
+ * two stay parked in 4 - for ever. */
+static void test_restart_parked_in_epoch_change_view(void) {
+    world w;
+    world_open(&w, 4, 4);
+    const uint64_t e = 4;
+    int down = leader_of(&vs1, e);
+    int victim = leader_of(&vs1, e + 1);
+    CU_ASSERT_FATAL(down != victim);
+    for (int i = 0; i < 4; i++)
+        if (i != down) start_core(&w, i);
+
+    view_is at_e = {victim, e};
+    CU_ASSERT_FATAL(run_until(&w, 30000, node_in_view, &at_e));
+    crash(&w, victim);
+    /* The other two reach view 4 and park there: no TC without V. */
+    run_for(&w, 4 * T);
+    for (int i = 0; i < 4; i++) {
+        if (i == down || i == victim) continue;
+        CU_ASSERT_FATAL(hs_core_view(w.nodes[i].core) == e);
+    }
+    hs_kv_reader rv = rd(&w, victim);
+    hs_tc tc = {0};
+    CU_ASSERT_FATAL(hs_bt_highest_tc(&rv, &tc) == HS_OK && tc.view < e); /* none for 4 */
+    hs_tc_free(&tc);
+
+    start_core(&w, victim);
+    CU_ASSERT(hs_core_view(w.nodes[victim].core) == e);
+    view_is past = {down, e + 4};
+    CU_ASSERT(run_until(&w, w.now + 20 * T, all_past_view, &past));
+    for (int i = 0; i < 4; i++) {
+        if (i == down) continue;
+        CU_ASSERT(highest_pc_view(&w, i) > e);
+        CU_ASSERT(!w.nodes[i].view_went_back);
+    }
+    world_close(&w);
+}
+
+/* ======================================================================================== */
+/* 7. Stale timeout votes                                                                     */
+/* ======================================================================================== */
+
+/* Checks that everything node 0 sent is AdvanceView unicasts to `to`, at most one carrying a
+ * PC and one a TC, and that they are exactly the expected ones: pc_view / tc_view, or -1 for
+ * "no such answer". */
+static void expect_answers(world *w, int to, int64_t pc_view, int64_t tc_view) {
+    int pcs = 0, tcs = 0;
+    for (size_t i = w->head; i < w->len; i++) {
+        const qmsg *e = &w->q[i];
+        CU_ASSERT(e->from == 0 && e->to == to && !e->bcast); /* unicasts to the laggard */
+        CU_ASSERT_FATAL(e->m.type == HS_MSG_ADVANCE_VIEW);
+        const hs_advance_view *av = &e->m.u.advance_view;
+        if (av->is_tc) {
+            tcs++;
+            CU_ASSERT((int64_t)av->tc.view == tc_view);
+        } else {
+            pcs++;
+            CU_ASSERT((int64_t)av->pc.view == pc_view);
+        }
+    }
+    CU_ASSERT(pcs == (pc_view >= 0));
+    CU_ASSERT(tcs == (tc_view >= 0));
+}
+
+static void expect_silence(world *w, const char *what) {
+    if (w->len != w->head) printf("\n  %s: %zu messages sent\n", what, w->len - w->head);
+    CU_ASSERT(w->len == w->head);
+}
+
+/* Guards fix 7 (core/algorithm.c intake -> core/pacemaker.c
+ * hs_pacemaker_on_stale_timeout_vote): without it a TimeoutVote of a past view is dropped, and a
+ * replica parked in an epoch-change view everyone else has left is never told. Node 0 is the only
+ * core; the other validators are the test. Epoch length 4. */
+static void test_stale_timeout_vote_answered(void) {
+    world w;
+    world_open(&w, 5, 4);
+    start_core(&w, 0);
+    hs_msg m;
+
+    /* TC(4) moves node 0 to view 5. Highest PC: genesis; highest TC: TC(4). */
+    m = advance_view_tc(4);
+    inject(&w, 0, 1, &m);
+    CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == 5);
+
+    /* A stale vote for view 4 from validator 2: answered with TC(4), to validator 2 only. */
+    q_clear(&w);
+    m = timeout_vote_msg(4, 2);
+    inject(&w, 0, 2, &m);
+    expect_answers(&w, 2, -1, 4);
+    CU_ASSERT(hs_core_view(w.nodes[0].core) == 5);
+
+    /* A block G0 in view 5, PC(G0, 5) moves node 0 to 6, G1 in view 6 carries PC(G0, 5): now the
+     * highest PC (view 5) outranks TC(4). */
+    hs_pc g = {0}, pg0;
+    hs_pc_genesis(&g);
+    hs_block g0, g1;
+    make_block(&g0, 0, &g, 0);
+    make_pc(&pg0, 5, &g0.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&g1, 1, &pg0, 0);
+    m = proposal_msg(5, &g0);
+    inject(&w, 0, leader_of(&vs1, 5), &m);
+    CU_ASSERT_FATAL(has_block(&w, 0, &g0.hash));
+    m = advance_view_pc(5, &g0.hash);
+    inject(&w, 0, 1, &m);
+    CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == 6);
+    m = proposal_msg(6, &g1);
+    inject(&w, 0, leader_of(&vs1, 6), &m);
+    CU_ASSERT_FATAL(highest_pc_view(&w, 0) == 5);
+
+    q_clear(&w);
+    m = timeout_vote_msg(4, 3);
+    inject(&w, 0, 3, &m);
+    /* Both certificates reach view 4: both go (across a validator-set change the laggard may
+     * verify only one of them). */
+    expect_answers(&w, 3, 5, 4);
+    for (size_t i = w.head; i < w.len; i++)
+        if (!w.q[i].m.u.advance_view.is_tc)
+            CU_ASSERT(memcmp(w.q[i].m.u.advance_view.pc.block.b, g0.hash.b, HS_HASH_LEN) == 0);
+
+    /* TC(8) moves it to 9. A stale vote for 8: the PC (view 5) is below 8, so TC(8) only; for
+     * 4, both. */
+    m = advance_view_tc(8);
+    inject(&w, 0, 1, &m);
+    CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == 9);
+    q_clear(&w);
+    m = timeout_vote_msg(8, 2);
+    inject(&w, 0, 2, &m);
+    expect_answers(&w, 2, -1, 8);
+    q_clear(&w);
+    m = timeout_vote_msg(4, 1);
+    inject(&w, 0, 1, &m);
+    expect_answers(&w, 1, 5, 8);
+
+    /* Nothing for: a bad signature, a sender outside the validator set, a view that is not an
+     * epoch change, its own vote. */
+    q_clear(&w);
+    m = timeout_vote_msg(4, 3); /* signed by 3, sent by 2 */
+    inject(&w, 0, 2, &m);
+    expect_silence(&w, "bad signature");
+    m = timeout_vote_msg(4, 2);
+    m.u.timeout_vote.sig.b[7] ^= 0x10;
+    inject(&w, 0, 2, &m);
+    expect_silence(&w, "corrupt signature");
+    m = timeout_vote_msg(4, 4);
+    inject(&w, 0, 4, &m);
+    expect_silence(&w, "non-validator");
+    m = timeout_vote_msg(6, 2);
+    inject(&w, 0, 2, &m);
+    expect_silence(&w, "not an epoch-change view");
+    m = timeout_vote_msg(4, 0);
+    inject(&w, 0, 0, &m);
+    expect_silence(&w, "own vote");
+    CU_ASSERT(hs_core_view(w.nodes[0].core) == 9);
+
+    hs_pc_free(&g);
+    hs_pc_free(&pg0);
+    hs_block_free(&g0);
+    hs_block_free(&g1);
+    world_close(&w);
+}
+
+/* ======================================================================================== */
+/* 8. The end of the view space                                                               */
+/* ======================================================================================== */
+
+static hs_hash some_hash(uint8_t tag) {
+    hs_hash h;
+    memset(h.b, tag, sizeof h.b);
+    return h;
+}
+
+/* Guards fix 8 (core/pacemaker.c on_advance_view and on_timeout_vote: certificates for views
+ * >= UINT64_MAX - 1 are not followed). Epoch length 2: UINT64_MAX - 1 is an epoch-change view,
+ * so its TC is valid. The spec follows each of them into view UINT64_MAX. */
+static void test_certificate_for_last_views_not_followed(void) {
+    hs_hash unknown = some_hash(0xAB);
+    for (int variant = 0; variant < 4; variant++) {
+        world w;
+        world_open(&w, 1, 2);
+        start_core(&w, 0);
+        hs_msg m;
+        switch (variant) {
+        case 0: m = advance_view_tc(VMAX - 1); break;
+        case 1: m = advance_view_pc(VMAX - 1, &unknown); break;
+        case 2: m = advance_view_pc(VMAX, &unknown); break;
+        default: /* the fallback TC of a timeout vote for the current view */
+            m = timeout_vote_msg(0, 1);
+            m.u.timeout_vote.has_highest_tc = true;
+            make_tc(&m.u.timeout_vote.highest_tc, VMAX - 1, 0x7);
+            break;
+        }
+        inject(&w, 0, 1, &m);
+        uint64_t v = hs_core_view(w.nodes[0].core);
+        if (v != 0) printf("\n  variant %d: moved to view %llu\n", variant, (unsigned long long)v);
+        CU_ASSERT(v == 0);
+        if (variant == 0 || variant == 3) { /* the TC was stored all the same */
+            hs_kv_reader r = rd(&w, 0);
+            hs_tc tc = {0};
+            CU_ASSERT(hs_bt_highest_tc(&r, &tc) == HS_OK && tc.view == VMAX - 1);
+            hs_tc_free(&tc);
+        }
+        world_close(&w);
+    }
+}
+
+/* Guards fix 8 (core/pacemaker.c hs_pacemaker_tick: the last view parks). Epoch length 3:
+ * UINT64_MAX - 2 and UINT64_MAX - 1 are ordinary views, UINT64_MAX an epoch-change one. A replica
+ * moved to UINT64_MAX - 2 times out into UINT64_MAX - 1 and parks there; the spec moves on into
+ * UINT64_MAX. Epoch length 2: a replica parked in UINT64_MAX - 1 stays there whatever TC it
+ * gets; the spec follows TC(UINT64_MAX - 1) into UINT64_MAX, an ordinary view, whose timeout
+ * wraps the view to 0. */
+static void test_views_stop_before_uint64_max(void) {
+    hs_hash unknown = some_hash(0xCD);
+    for (uint32_t el = 2; el <= 3; el++) {
+        world w;
+        world_open(&w, 1, el);
+        start_core(&w, 0);
+        hs_msg m = advance_view_pc(VMAX - 3, &unknown);
+        inject(&w, 0, 1, &m);
+        CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == VMAX - 2);
+        run_for(&w, 3 * T);
+        CU_ASSERT(hs_core_view(w.nodes[0].core) == VMAX - 1);
+        m = advance_view_tc(VMAX - 1); /* valid only where VMAX - 1 is an epoch change */
+        inject(&w, 0, 1, &m);
+        run_for(&w, 10 * T);
+        uint64_t v = hs_core_view(w.nodes[0].core);
+        if (v != VMAX - 1)
+            printf("\n  epoch length %u: in view %llu\n", el, (unsigned long long)v);
+        CU_ASSERT(v == VMAX - 1);
+        CU_ASSERT(!w.nodes[0].view_went_back);
+        /* Still alive: it keeps voting to time out of its view. */
+        uint32_t votes = w.nodes[0].timeout_votes;
+        CU_ASSERT(votes >= 1 && w.nodes[0].last_timeout_vote_view == VMAX - 1);
+        run_for(&w, 2 * T);
+        CU_ASSERT(hs_core_view(w.nodes[0].core) == VMAX - 1);
+        CU_ASSERT(w.nodes[0].timeout_votes > votes);
+        world_close(&w);
+    }
+}
+
+static const cu_test tests[] = {
+    {"3: a re-proposal of a committed VS-updating block keeps it Committed",
+     test_reproposal_of_committed_vs_block},
+    {"5a: sync past >= limit known uncommitted blocks", test_sync_past_known_uncommitted_blocks},
+    {"5b: sync the winning branch while locked on a losing one",
+     test_sync_winning_branch_while_locked_on_losing_one},
+    {"6: start-up view", test_start_up_view},
+    {"6: restart while parked in an epoch-change view", test_restart_parked_in_epoch_change_view},
+    {"7: a stale timeout vote is answered with a certificate", test_stale_timeout_vote_answered},
+    {"8: certificates for views >= UINT64_MAX - 1 are not followed",
+     test_certificate_for_last_views_not_followed},
+    {"8: views stop at UINT64_MAX - 1 and never wrap", test_views_stop_before_uint64_max},
+    {"the lock never moves back on a re-proposal of the locked block",
+     test_lock_never_moves_back_on_reproposal},
+    {"a Decide PC signed by the pending update's own new validator is refused",
+     test_self_certified_decide_pc},
+    {NULL, NULL}};
+
+int main(void) { return cu_run("core", tests); }
