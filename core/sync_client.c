@@ -257,6 +257,7 @@ hs_status hs_sync_client_on_advertise(hs_core *c, const hs_key *origin, const hs
         uint8_t bytes[HS_TIMEOUT_MSG_LEN];
         hs_timeout_vote_bytes(ab->chain_id, ab->height, bytes);
         if (!hs_verify(origin, bytes, sizeof bytes, &ab->sig)) return HS_OK;
+        if (memcmp(origin->b, hs_core_me(c)->b, HS_KEY_LEN) == 0) return HS_OK; /* our own */
         bool ok = false;
         hs_status st = is_sync_server_address(c, origin, &ok);
         if (st != HS_OK || !ok) return st;
@@ -275,9 +276,22 @@ hs_status hs_sync_client_on_advertise(hs_core *c, const hs_key *origin, const hs
         if (is_blacklisted(c, origin)) return HS_OK;
         hs_status st = apply_advertised_pc(c, pc);
         if (st != HS_OK || c->syncing) return st;
-        if (pc->view < c->highest_view_entered) return HS_OK;
-        if (pc->view - c->highest_view_entered < c->cfg.block_sync_trigger_min_view_difference)
-            return HS_OK;
+        /* The spec's trigger: the certificate is some views ahead of us. The port's second
+         * one: it is ahead of our highest PC and certifies a block we do not have. A replica
+         * that keeps up with views (AdvanceViews move it) but missed blocks otherwise waits
+         * for the no-progress timeout, which its rising highest PC keeps postponing (a stall
+         * the simulator found). */
+        bool views_ahead = pc->view >= c->highest_view_entered &&
+                           pc->view - c->highest_view_entered >=
+                               c->cfg.block_sync_trigger_min_view_difference;
+        bool missing = false;
+        if (!views_ahead && !hs_pc_is_genesis(pc) && pc->view > c->highest_pc.view) {
+            bool known = true;
+            st = hs_bt_contains(&c->rd, &pc->block, &known);
+            if (st != HS_OK) return hs_core_fail(c, st, "read block");
+            missing = !known;
+        }
+        if (!views_ahead && !missing) return HS_OK;
         hs_safety_ctx sc = hs_core_safety(c);
         bool ok = false;
         st = hs_pc_is_correct(&sc, pc, &ok);

@@ -11,6 +11,8 @@
  * then are messages on it attributed to that key. Peers come from the configuration; an
  * inbound stream from a key not in the peer list is refused (PERMISSION_DENIED), as is one with
  * a wrong chain id (FAILED_PRECONDITION) or a bad signature (UNAUTHENTICATED), with a log line.
+ * (The full list of refusals, the handshake transcript and the drop policy of the bounded
+ * queues are in transport.c's header comment and replica.proto.)
  *
  * Ownership: hs_transport_start copies the configuration; the transport owns everything it
  * allocates; hs_transport_stop joins the CQ thread and frees it all.
@@ -71,7 +73,10 @@ void hs_transport_gossip_tx(hs_transport *t, const uint8_t *tx, size_t len);
 /* libhotstuff's Network interface over this transport (valid until stop). */
 hs_network hs_transport_network(hs_transport *t);
 /* Closes every stream and the server (in-flight sends get a short grace period), joins the CQ
- * thread, frees everything. Any hs_network.recv then returns HS_ERR_CLOSED. */
+ * thread, frees everything. Network and gossip calls that overlap stop are safe: a recv blocked
+ * in another thread returns HS_ERR_CLOSED, calls that begin after stop started do nothing
+ * (recv returns HS_ERR_CLOSED), and stop waits for calls in progress to return before it frees
+ * anything. No call may begin after stop has returned. */
 void hs_transport_stop(hs_transport *t);
 
 typedef struct hs_transport_peer_stats {
@@ -86,6 +91,9 @@ typedef struct hs_transport_stats {
     uint64_t inbox_dropped;
     uint64_t refused_handshakes; /* wrong chain, unknown key, bad signature, timeout */
     uint64_t bad_messages;       /* undecodable or oversized from an authenticated peer */
+    uint64_t dropped_too_large;  /* outbound frames over max_message_bytes, never queued */
+    uint64_t dropped_unknown_peer; /* Network.send to a key that is neither ours nor a peer's */
+    uint64_t unimplemented_calls;  /* calls to methods this server does not have */
 } hs_transport_stats;
 
 void hs_transport_get_stats(hs_transport *t, hs_transport_stats *out);
