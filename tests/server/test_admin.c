@@ -1,0 +1,1054 @@
+/* test_admin.c - the Admin service, health and reflection (server/admin.c, grpc_health.c,
+ * grpc_reflection.c) against four in-process replicas running the key-value app over the
+ * memory network, so blocks really commit. The admin service serves replica 0 on 127.0.0.1
+ * with a kernel-chosen port and is stopped and started again while the replicas run (the
+ * event forwarder reads the current admin pointer under a mutex, as hotstuffd must).
+ *
+ * The client is a small C core client (one pluck CQ per call). Every wait is a CU_AWAIT or a
+ * bounded pluck; nothing sleeps for a fixed time.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+
+#include "admin.h"
+#include "cu.h"
+#include "google/protobuf/descriptor.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "grpc_health.h"
+#include "grpc_reflection.h"
+#include "hotstuff/hotstuff.h"
+#include "hotstuff/store.h"
+#include "hotstuff/v1/admin.pb-c.h"
+#include "kvapp.h"
+#include "kvtx.h"
+#include "mem_network.h"
+
+/* See test_transport.c: Debian's gRPC libraries are not TSan-instrumented, so only reports
+ * with a frame inside them are suppressed. Only a TSan build calls this. */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void) {
+    return "race:libgrpc.so\n"
+           "race:libgpr.so\n"
+           "race:libabsl_\n"
+           "called_from_lib:libgrpc.so\n"
+           "called_from_lib:libgpr.so\n";
+}
+
+#define N 4
+#define TIMEOUT 30000
+
+/* ------------------------------------------------------------------------------------------ */
+/* The cluster.                                                                               */
+
+typedef struct rnode {
+    hs_keypair kp;
+    hs_mem_store *mem;
+    hs_kv_store kv;
+    kvapp *app;
+    hs_app iface;
+    hs_network net;
+    hs_config cfg;
+    hs_replica *replica;
+} rnode;
+
+static struct {
+    bool up;
+    tn_hub *hub;
+    rnode n[N];
+    hs_key keys[N];
+    pthread_mutex_t mu; /* guards admin against the event forwarder */
+    hs_admin *admin;
+    atomic_bool blackhole; /* submissions are accepted and then lost (never commit) */
+} g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void keypair(uint8_t fill, hs_keypair *out) {
+    uint8_t seed[32];
+    memset(seed, fill, sizeof seed);
+    hs_keypair_from_seed(seed, out);
+}
+
+/* Every event of replica 0 goes to the admin service, as hotstuffd forwards them. */
+static void on_event(void *ctx, const hs_event *e) {
+    rnode *n = ctx;
+    if (e->type == HS_EV_COMMIT_BLOCK)
+        kvapp_on_commit(n->app, &e->u.commit_block.block, NULL, NULL, NULL, NULL);
+    if (n != &g.n[0]) return;
+    pthread_mutex_lock(&g.mu);
+    if (g.admin) hs_admin_publish_event(g.admin, e);
+    pthread_mutex_unlock(&g.mu);
+}
+
+static void cluster_up(void) {
+    if (g.up) return;
+    hs_crypto_init();
+    hs_validator_set vs0 = {0};
+    for (int i = 0; i < N; i++) {
+        keypair((uint8_t)(0x10 + i), &g.n[i].kp);
+        g.keys[i] = g.n[i].kp.public_key;
+        hs_vs_put(&vs0, &g.keys[i], 1);
+    }
+    g.hub = tn_hub_new(g.keys, N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g.hub);
+    kvapp_config c = kvapp_config_default();
+    c.chain_id = 0; /* hs_config_test_values' chain */
+    c.empty_block_wait_ms = 20;
+    for (int i = 0; i < N; i++) {
+        rnode *n = &g.n[i];
+        n->mem = hs_mem_store_new();
+        n->kv = hs_mem_store_kv(n->mem);
+        hs_vss vss;
+        memset(&vss, 0, sizeof vss);
+        vss.committed = vs0;
+        vss.previous = vs0;
+        vss.update_decided = true;
+        hs_app_updates empty = {0};
+        CU_ASSERT_EQUAL_FATAL(hs_replica_initialize(&n->kv, &empty, &vss), HS_OK);
+        n->app = kvapp_new(&c, &n->kv);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(n->app);
+        n->iface = kvapp_app(n->app);
+        CU_ASSERT_FATAL(tn_endpoint(g.hub, &g.keys[i], &n->net));
+        n->cfg = hs_config_test_values(&n->kp);
+        n->cfg.max_view_time_ms = 500;
+        /* Room for proposals that carry transactions when they arrive a view early (the
+         * test values' 1 KiB drops them), and sync soon after a stall, as tests/common/node.c
+         * does. */
+        n->cfg.progress_msg_buffer_capacity = 1u << 20;
+        n->cfg.block_sync_trigger_timeout_ms = 3000;
+        n->cfg.block_sync_server_advertise_time_ms = 1000;
+        hs_replica_spec_builder *b = hs_replica_spec_builder_new();
+        hs_spec_app(b, &n->iface);
+        hs_spec_network(b, &n->net);
+        hs_spec_kv_store(b, &n->kv);
+        hs_spec_configuration(b, &n->cfg);
+        for (int t = 0; t < HS_EV_COUNT; t++) hs_spec_on(b, (hs_event_type)t, on_event, n);
+        hs_replica_spec *spec = NULL;
+        char err[256];
+        CU_ASSERT_EQUAL_FATAL(hs_spec_build(b, &spec, err, sizeof err), HS_OK);
+        hs_replica_spec_builder_free(b);
+        CU_ASSERT_EQUAL_FATAL(hs_replica_start(spec, &n->replica), HS_OK);
+        hs_replica_spec_free(spec);
+    }
+    hs_vs_free(&vs0);
+    g.up = true;
+}
+
+static void cluster_down(void) {
+    if (!g.up) return;
+    for (int i = 0; i < N; i++) hs_replica_stop(g.n[i].replica);
+    tn_hub_free(g.hub);
+    for (int i = 0; i < N; i++) {
+        kvapp_free(g.n[i].app);
+        hs_mem_store_free(g.n[i].mem);
+    }
+    g.up = false;
+}
+
+static int64_t committed_height(int i) {
+    hs_kv_reader r;
+    if (g.n[i].kv.snapshot(g.n[i].kv.self, &r) != HS_OK) return -2;
+    uint64_t h;
+    hs_status s = hs_bt_highest_committed_height(&r, &h);
+    g.n[i].kv.release_snapshot(g.n[i].kv.self, &r);
+    return s == HS_OK ? (int64_t)h : -1;
+}
+
+/* ---- the node interface for replica 0 ---- */
+
+static hs_status nd_snapshot(void *ctx, hs_kv_reader *out) {
+    return g.n[0].kv.snapshot(g.n[0].kv.self, out);
+}
+static void nd_release(void *ctx, hs_kv_reader *r) {
+    g.n[0].kv.release_snapshot(g.n[0].kv.self, r);
+}
+static void nd_stats(void *ctx, hs_replica_stats *out) {
+    hs_replica_get_stats(g.n[0].replica, out);
+}
+static uint32_t nd_peers(void *ctx) {
+    return N - 1;
+}
+/* Admission at replica 0, then "gossip" to the others (no transport here). */
+static int nd_submit(void *ctx, const uint8_t *tx, size_t len, hs_hash *hash, char reason[256]) {
+    if (atomic_load(&g.blackhole)) return 0;
+    kvapp_verdict v = kvapp_submit(g.n[0].app, tx, len, hash, reason, 256);
+    if (v == KVAPP_ACCEPTED)
+        for (int i = 1; i < N; i++) (void)kvapp_submit(g.n[i].app, tx, len, NULL, NULL, 0);
+    switch (v) {
+    case KVAPP_ACCEPTED: return GRPC_STATUS_OK;
+    case KVAPP_INVALID: return GRPC_STATUS_INVALID_ARGUMENT;
+    case KVAPP_DUPLICATE: return GRPC_STATUS_ALREADY_EXISTS;
+    case KVAPP_FULL: return GRPC_STATUS_RESOURCE_EXHAUSTED;
+    default: return GRPC_STATUS_INTERNAL;
+    }
+}
+static hs_status nd_read(void *ctx, const hs_kv_reader *r, const uint8_t *k, size_t klen,
+                         hs_bytes *out) {
+    return kvapp_read(r, k, klen, out);
+}
+static hs_status nd_tx_height(void *ctx, const hs_kv_reader *r, const hs_hash *tx,
+                              uint64_t *h) {
+    return kvapp_tx_height(r, tx, h);
+}
+
+static hs_admin_config admin_cfg(void) {
+    cluster_up(); /* the keys */
+    hs_admin_config c;
+    hs_admin_config_defaults(&c);
+    c.chain_id = 0;
+    c.key = g.keys[0];
+    c.list_page = 10;
+    c.ready_max_commit_age_ms = 1500;
+    return c;
+}
+
+static int g_port;
+
+static void admin_up_with(const hs_admin_config *c) {
+    cluster_up();
+    hs_admin_node nd = {NULL, nd_snapshot, nd_release, nd_stats, nd_peers,
+                        nd_submit, nd_read, nd_tx_height};
+    hs_admin *a = NULL;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(hs_admin_start(c, &nd, &a, err, sizeof err), HS_OK);
+    g_port = hs_admin_port(a);
+    pthread_mutex_lock(&g.mu);
+    g.admin = a;
+    pthread_mutex_unlock(&g.mu);
+}
+
+static void admin_up(void) {
+    hs_admin_config c = admin_cfg();
+    admin_up_with(&c);
+}
+
+static void admin_down(void) {
+    pthread_mutex_lock(&g.mu);
+    hs_admin *a = g.admin;
+    g.admin = NULL;
+    pthread_mutex_unlock(&g.mu);
+    hs_admin_stop(a);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The client.                                                                                */
+
+static gpr_timespec in_ms(int64_t ms) {
+    return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
+    size_t n = protobuf_c_message_get_packed_size(m);
+    grpc_slice s = grpc_slice_malloc(n);
+    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    return bb;
+}
+
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb) {
+    grpc_byte_buffer_reader r;
+    CU_ASSERT_FATAL(grpc_byte_buffer_reader_init(&r, bb));
+    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
+    grpc_byte_buffer_reader_destroy(&r);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    return m;
+}
+
+/* One call of any shape on its own pluck CQ. */
+typedef struct cstream {
+    grpc_channel *ch;
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    grpc_metadata_array init_md, trail_md;
+    grpc_status_code status;
+    grpc_slice details;
+    char msg[512];
+    grpc_byte_buffer *recv;
+    bool done; /* status received */
+    int t_status, t_start, t_send, t_recv;
+} cstream;
+
+static grpc_channel *channel(int port, bool tiny_window) {
+    char target[64];
+    snprintf(target, sizeof target, "127.0.0.1:%d", port);
+    grpc_arg args[] = {
+        {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 64 << 20}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 1024}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
+    };
+    grpc_channel_args ca = {tiny_window ? 4 : 1, args};
+    if (!tiny_window) {
+        args[1] = args[3];
+        ca.num_args = 2;
+    }
+    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
+    grpc_channel *ch = grpc_channel_create(target, cr, &ca);
+    grpc_channel_credentials_release(cr);
+    return ch;
+}
+
+static bool pluck(cstream *s, void *tag, int64_t ms) {
+    grpc_event ev = grpc_completion_queue_pluck(s->cq, tag, in_ms(ms), NULL);
+    return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+/* Opens a call; sends req (if any) and half-closes when close_send. */
+static void cs_open(cstream *s, int port, bool tiny, const char *method,
+                    const ProtobufCMessage *req, bool close_send, int64_t deadline_ms) {
+    memset(s, 0, sizeof *s);
+    grpc_init();
+    s->ch = channel(port, tiny);
+    s->cq = grpc_completion_queue_create_for_pluck(NULL);
+    s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
+                                       grpc_slice_from_static_string(method), NULL,
+                                       in_ms(deadline_ms), NULL);
+    grpc_metadata_array_init(&s->init_md);
+    grpc_metadata_array_init(&s->trail_md);
+    grpc_op st;
+    memset(&st, 0, sizeof st);
+    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+    st.data.recv_status_on_client.trailing_metadata = &s->trail_md;
+    st.data.recv_status_on_client.status = &s->status;
+    st.data.recv_status_on_client.status_details = &s->details;
+    CU_ASSERT_EQUAL_FATAL(grpc_call_start_batch(s->call, &st, 1, &s->t_status, NULL),
+                          GRPC_CALL_OK);
+    grpc_op ops[4];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
+    grpc_byte_buffer *bb = req ? pack(req) : NULL;
+    if (bb) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = bb;
+    }
+    if (close_send) ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    CU_ASSERT_EQUAL_FATAL(grpc_call_start_batch(s->call, ops, n, &s->t_start, NULL), GRPC_CALL_OK);
+    (void)pluck(s, &s->t_start, deadline_ms + 1000);
+    if (bb) grpc_byte_buffer_destroy(bb);
+}
+
+static void cs_send(cstream *s, const ProtobufCMessage *m) {
+    grpc_byte_buffer *bb = pack(m);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    CU_ASSERT_EQUAL(grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL), GRPC_CALL_OK);
+    CU_ASSERT(pluck(s, &s->t_send, TIMEOUT));
+    grpc_byte_buffer_destroy(bb);
+}
+
+static void cs_close_send(cstream *s) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+    CU_ASSERT(grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL) == GRPC_CALL_OK);
+    CU_ASSERT(pluck(s, &s->t_send, TIMEOUT));
+}
+
+/* The next message, or NULL at the end of the stream (or after TIMEOUT). */
+static ProtobufCMessage *cs_recv(cstream *s, const ProtobufCMessageDescriptor *d) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &s->recv;
+    s->recv = NULL;
+    if (grpc_call_start_batch(s->call, &op, 1, &s->t_recv, NULL) != GRPC_CALL_OK) return NULL;
+    if (!pluck(s, &s->t_recv, TIMEOUT) || !s->recv) {
+        if (s->recv) grpc_byte_buffer_destroy(s->recv);
+        s->recv = NULL;
+        return NULL;
+    }
+    ProtobufCMessage *m = unpack(d, s->recv);
+    grpc_byte_buffer_destroy(s->recv);
+    s->recv = NULL;
+    return m;
+}
+
+/* Waits for the status (cancelling first when `cancel`), frees everything, returns it. */
+static grpc_status_code cs_finish(cstream *s, bool cancel) {
+    if (cancel) grpc_call_cancel(s->call, NULL);
+    bool ok = pluck(s, &s->t_status, TIMEOUT + 5000);
+    CU_ASSERT(ok);
+    if (!ok) { /* never leave a batch pending on a queue we destroy */
+        grpc_call_cancel(s->call, NULL);
+        (void)pluck(s, &s->t_status, TIMEOUT);
+    }
+    char *d = grpc_slice_to_c_string(s->details);
+    snprintf(s->msg, sizeof s->msg, "%s", d);
+    gpr_free(d);
+    grpc_slice_unref(s->details);
+    grpc_metadata_array_destroy(&s->init_md);
+    grpc_metadata_array_destroy(&s->trail_md);
+    grpc_call_unref(s->call);
+    grpc_channel_destroy(s->ch);
+    grpc_completion_queue_shutdown(s->cq);
+    while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+               .type != GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(s->cq);
+    grpc_shutdown();
+    return s->status;
+}
+
+/* A unary call: status, the reply in *resp (NULL unless OK), the status message in msg. */
+static grpc_status_code unary(const char *method, const ProtobufCMessage *req,
+                              const ProtobufCMessageDescriptor *rd, ProtobufCMessage **resp,
+                              char msg[512], int64_t deadline_ms) {
+    cstream s;
+    cs_open(&s, g_port, false, method, req, true, deadline_ms);
+    ProtobufCMessage *m = cs_recv(&s, rd);
+    grpc_status_code code = cs_finish(&s, false);
+    if (msg) snprintf(msg, 512, "%s", s.msg);
+    if (code != GRPC_STATUS_OK && m) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+    }
+    if (resp) *resp = m;
+    else if (m) protobuf_c_message_free_unpacked(m, NULL);
+    return code;
+}
+
+#define ADMIN(m) "/hotstuff.v1.Admin/" m
+
+/* ---- typed wrappers ---- */
+
+static grpc_status_code get_block_h(uint64_t h, Hotstuff__V1__GetBlockResponse **out,
+                                    char msg[512]) {
+    Hotstuff__V1__GetBlockRequest q = HOTSTUFF__V1__GET_BLOCK_REQUEST__INIT;
+    q.selector_case = HOTSTUFF__V1__GET_BLOCK_REQUEST__SELECTOR_HEIGHT;
+    q.height = h;
+    return unary(ADMIN("GetBlock"), &q.base, &hotstuff__v1__get_block_response__descriptor,
+                 (ProtobufCMessage **)out, msg, 5000);
+}
+
+static grpc_status_code get_block_hash(const uint8_t *p, size_t len,
+                                       Hotstuff__V1__GetBlockResponse **out, char msg[512]) {
+    Hotstuff__V1__GetBlockRequest q = HOTSTUFF__V1__GET_BLOCK_REQUEST__INIT;
+    q.selector_case = HOTSTUFF__V1__GET_BLOCK_REQUEST__SELECTOR_HASH;
+    q.hash.data = (uint8_t *)p;
+    q.hash.len = len;
+    return unary(ADMIN("GetBlock"), &q.base, &hotstuff__v1__get_block_response__descriptor,
+                 (ProtobufCMessage **)out, msg, 5000);
+}
+
+static grpc_status_code submit(const uint8_t *tx, size_t len, bool wait, int64_t deadline_ms,
+                               Hotstuff__V1__AdminSubmitTransactionResponse **out,
+                               char msg[512]) {
+    Hotstuff__V1__AdminSubmitTransactionRequest q =
+        HOTSTUFF__V1__ADMIN_SUBMIT_TRANSACTION_REQUEST__INIT;
+    q.transaction.data = (uint8_t *)tx;
+    q.transaction.len = len;
+    q.wait_for_commit = wait;
+    return unary(ADMIN("SubmitTransaction"), &q.base,
+                 &hotstuff__v1__admin_submit_transaction_response__descriptor,
+                 (ProtobufCMessage **)out, msg, deadline_ms);
+}
+
+static grpc_status_code get_state(const char *key, Hotstuff__V1__GetStateResponse **out) {
+    Hotstuff__V1__GetStateRequest q = HOTSTUFF__V1__GET_STATE_REQUEST__INIT;
+    q.key.data = (uint8_t *)key;
+    q.key.len = strlen(key);
+    return unary(ADMIN("GetState"), &q.base, &hotstuff__v1__get_state_response__descriptor,
+                 (ProtobufCMessage **)out, NULL, 5000);
+}
+
+static grpc_status_code health_check(const char *svc, int *status) {
+    Grpc__Health__V1__HealthCheckRequest q = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    q.service = (char *)svc;
+    Grpc__Health__V1__HealthCheckResponse *r = NULL;
+    grpc_status_code code =
+        unary(HS_HEALTH_CHECK_METHOD, &q.base, &grpc__health__v1__health_check_response__descriptor,
+              (ProtobufCMessage **)&r, NULL, 5000);
+    *status = r ? (int)r->status : -1;
+    if (r) protobuf_c_message_free_unpacked(&r->base, NULL);
+    return code;
+}
+
+static void print_cluster(void) {
+    for (int i = 0; i < N; i++) {
+        hs_replica_stats st;
+        hs_replica_get_stats(g.n[i].replica, &st);
+        uint32_t mp;
+        kvapp_mempool_stats(g.n[i].app, &mp, NULL);
+        fprintf(stderr, "  n%d: height %lld view %llu syncing %d mempool %u\n", i,
+                (long long)committed_height(i), (unsigned long long)st.view, st.syncing, mp);
+    }
+}
+
+static bool wait_height(int64_t h) {
+    bool ok = CU_AWAIT(committed_height(0) >= h, TIMEOUT);
+    if (!ok) print_cluster();
+    return ok;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tests.                                                                                     */
+
+static void test_status(void) {
+    admin_up();
+    CU_ASSERT_FATAL(wait_height(2));
+    Hotstuff__V1__GetStatusRequest q = HOTSTUFF__V1__GET_STATUS_REQUEST__INIT;
+    Hotstuff__V1__GetStatusResponse *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(unary(ADMIN("GetStatus"), &q.base,
+                                &hotstuff__v1__get_status_response__descriptor,
+                                (ProtobufCMessage **)&r, NULL, 5000),
+                          GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(r->chain_id, 0);
+    CU_ASSERT(r->key.len == 32 && !memcmp(r->key.data, g.keys[0].b, 32));
+    CU_ASSERT_EQUAL(r->role, HOTSTUFF__V1__ROLE__ROLE_VALIDATOR);
+    CU_ASSERT(r->has_committed);
+    CU_ASSERT(r->committed_height >= 2);
+    CU_ASSERT_EQUAL(r->committed_hash.len, 32);
+    CU_ASSERT_PTR_NOT_NULL(r->highest_pc);
+    CU_ASSERT_PTR_NOT_NULL(r->locked_pc);
+    CU_ASSERT(r->current_view > 0);
+    CU_ASSERT_EQUAL(r->connected_peers, N - 1);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* An unknown method of a known service, and of an unknown one. */
+    CU_ASSERT_EQUAL(unary(ADMIN("Nope"), &q.base, &hotstuff__v1__get_status_response__descriptor,
+                          NULL, NULL, 5000),
+                    GRPC_STATUS_UNIMPLEMENTED);
+    CU_ASSERT_EQUAL(unary("/x.Y/Z", &q.base, &hotstuff__v1__get_status_response__descriptor,
+                          NULL, NULL, 5000),
+                    GRPC_STATUS_UNIMPLEMENTED);
+}
+
+static void test_get_block(void) {
+    CU_ASSERT_FATAL(wait_height(3));
+    Hotstuff__V1__GetBlockResponse *r = NULL, *r2 = NULL;
+    char msg[512];
+    CU_ASSERT_EQUAL_FATAL(get_block_h(1, &r, msg), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(r->block->height, 1);
+    CU_ASSERT_EQUAL_FATAL(r->block->hash.len, 32);
+    CU_ASSERT(r->tip_height >= 3);
+    /* The same block by its hash. */
+    CU_ASSERT_EQUAL_FATAL(get_block_hash(r->block->hash.data, 32, &r2, msg), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(r2->block->height, 1);
+    CU_ASSERT(!memcmp(r2->block->hash.data, r->block->hash.data, 32));
+    protobuf_c_message_free_unpacked(&r2->base, NULL);
+    /* Malformed hash, unknown hash, above the tip, nothing selected. */
+    CU_ASSERT_EQUAL(get_block_hash(r->block->hash.data, 3, NULL, msg),
+                    GRPC_STATUS_INVALID_ARGUMENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "32 bytes"));
+    uint8_t zero[32] = {0x42};
+    CU_ASSERT_EQUAL(get_block_hash(zero, 32, NULL, msg), GRPC_STATUS_NOT_FOUND);
+    CU_ASSERT_EQUAL(get_block_h(1000000, NULL, msg), GRPC_STATUS_OUT_OF_RANGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "committed tip"));
+    Hotstuff__V1__GetBlockRequest q = HOTSTUFF__V1__GET_BLOCK_REQUEST__INIT;
+    CU_ASSERT_EQUAL(unary(ADMIN("GetBlock"), &q.base,
+                          &hotstuff__v1__get_block_response__descriptor, NULL, NULL, 5000),
+                    GRPC_STATUS_INVALID_ARGUMENT);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* ListBlocks [start, end]: the heights received in order, the status. */
+static grpc_status_code list_blocks(uint64_t start, uint64_t end, uint64_t *heights, size_t cap,
+                                    size_t *n, char msg[512]) {
+    Hotstuff__V1__ListBlocksRequest q = HOTSTUFF__V1__LIST_BLOCKS_REQUEST__INIT;
+    q.start_height = start;
+    q.end_height = end;
+    cstream s;
+    cs_open(&s, g_port, false, ADMIN("ListBlocks"), &q.base, true, 10000);
+    *n = 0;
+    Hotstuff__V1__ListBlocksResponse *m;
+    while ((m = (Hotstuff__V1__ListBlocksResponse *)cs_recv(
+                &s, &hotstuff__v1__list_blocks_response__descriptor))) {
+        if (*n < cap) heights[(*n)++] = m->block->height;
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+    grpc_status_code code = cs_finish(&s, false);
+    snprintf(msg, 512, "%s", s.msg);
+    return code;
+}
+
+static void test_list_blocks(void) {
+    CU_ASSERT_FATAL(wait_height(12));
+    uint64_t h[64];
+    size_t n;
+    char msg[512];
+    CU_ASSERT_EQUAL(list_blocks(2, 5, h, 64, &n, msg), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 4);
+    for (size_t i = 0; i < n; i++) CU_ASSERT_EQUAL(h[i], 2 + i);
+    /* One page at most (list_page 10). */
+    CU_ASSERT_EQUAL(list_blocks(0, 1000000, h, 64, &n, msg), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(n, 10);
+    CU_ASSERT_EQUAL(h[9], 9);
+    CU_ASSERT_EQUAL(list_blocks(5, 4, h, 64, &n, msg), GRPC_STATUS_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(list_blocks(1000000, 1000001, h, 64, &n, msg), GRPC_STATUS_OUT_OF_RANGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "committed tip"));
+    CU_ASSERT_EQUAL(n, 0);
+}
+
+static void test_validator_set(void) {
+    Hotstuff__V1__GetValidatorSetRequest q = HOTSTUFF__V1__GET_VALIDATOR_SET_REQUEST__INIT;
+    Hotstuff__V1__GetValidatorSetResponse *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(unary(ADMIN("GetValidatorSet"), &q.base,
+                                &hotstuff__v1__get_validator_set_response__descriptor,
+                                (ProtobufCMessage **)&r, NULL, 5000),
+                          GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(r->committed->n_validators, N);
+    CU_ASSERT_EQUAL(r->previous->n_validators, N);
+    CU_ASSERT(r->update_decided);
+    CU_ASSERT(!r->has_update_height);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+static void test_submit_and_state(void) {
+    uint8_t *tx;
+    size_t len;
+    CU_ASSERT_EQUAL_FATAL(kvtx_encode_put(77, (const uint8_t *)"color", 5,
+                                          (const uint8_t *)"blue", 4, &tx, &len),
+                          HS_OK);
+    Hotstuff__V1__AdminSubmitTransactionResponse *r = NULL;
+    char msg[512];
+    CU_ASSERT_EQUAL_FATAL(submit(tx, len, true, 20000, &r, msg), GRPC_STATUS_OK);
+    hs_hash h;
+    hs_sha256(tx, len, &h);
+    CU_ASSERT(r->tx_hash.len == 32 && !memcmp(r->tx_hash.data, h.b, 32));
+    CU_ASSERT(r->committed);
+    uint64_t height = r->height;
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    Hotstuff__V1__GetStateResponse *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(get_state("color", &s), GRPC_STATUS_OK);
+    CU_ASSERT(s->value.len == 4 && !memcmp(s->value.data, "blue", 4));
+    CU_ASSERT(s->tip_height >= height);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    CU_ASSERT_EQUAL(get_state("absent", NULL), GRPC_STATUS_NOT_FOUND);
+    CU_ASSERT_EQUAL(get_state("", NULL), GRPC_STATUS_INVALID_ARGUMENT);
+    /* Again: a duplicate without waiting; with waiting, the commit height at once. */
+    CU_ASSERT_EQUAL(submit(tx, len, false, 5000, NULL, msg), GRPC_STATUS_ALREADY_EXISTS);
+    CU_ASSERT_EQUAL_FATAL(submit(tx, len, true, 5000, &r, msg), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(r->height, height);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    free(tx);
+    /* Garbage and empty transactions. */
+    CU_ASSERT_EQUAL(submit((const uint8_t *)"\xff\xff", 2, false, 5000, NULL, msg),
+                    GRPC_STATUS_INVALID_ARGUMENT);
+    CU_ASSERT_EQUAL(submit((const uint8_t *)"", 0, false, 5000, NULL, msg),
+                    GRPC_STATUS_INVALID_ARGUMENT);
+    /* Accepted but never committed: the wait ends at the call's deadline. */
+    CU_ASSERT_EQUAL_FATAL(kvtx_encode_put(78, (const uint8_t *)"lost", 4,
+                                          (const uint8_t *)"x", 1, &tx, &len),
+                          HS_OK);
+    atomic_store(&g.blackhole, true);
+    CU_ASSERT_EQUAL(submit(tx, len, true, 600, NULL, msg), GRPC_STATUS_DEADLINE_EXCEEDED);
+    atomic_store(&g.blackhole, false);
+    free(tx);
+    /* No deadline at all is bounded by max_wait_ms (see admin.h); not waited for here. */
+}
+
+static void test_submit_stream(void) {
+    cstream s;
+    cs_open(&s, g_port, false, ADMIN("SubmitTransactions"), NULL, false, 20000);
+    for (int i = 0; i < 7; i++) {
+        uint8_t *tx = NULL;
+        size_t len = 0;
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        Hotstuff__V1__SubmitTransactionsRequest q = HOTSTUFF__V1__SUBMIT_TRANSACTIONS_REQUEST__INIT;
+        if (i < 5) {
+            CU_ASSERT_EQUAL_FATAL(kvtx_encode_put(1000 + (uint64_t)i, (const uint8_t *)key,
+                                                  strlen(key), (const uint8_t *)"v", 1, &tx,
+                                                  &len),
+                                  HS_OK);
+            q.transaction.data = tx;
+            q.transaction.len = len;
+        } else {
+            q.transaction.data = (uint8_t *)"\x01\x02\x03";
+            q.transaction.len = 3;
+        }
+        cs_send(&s, &q.base);
+        free(tx);
+    }
+    cs_close_send(&s);
+    Hotstuff__V1__SubmitTransactionsResponse *r = (Hotstuff__V1__SubmitTransactionsResponse *)
+        cs_recv(&s, &hotstuff__v1__submit_transactions_response__descriptor);
+    CU_ASSERT_EQUAL(cs_finish(&s, false), GRPC_STATUS_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->accepted, 5);
+    CU_ASSERT_EQUAL(r->rejected, 2);
+    CU_ASSERT(strlen(r->first_error) > 0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    Hotstuff__V1__GetStateResponse *st = NULL;
+    bool ok = CU_AWAIT(get_state("k4", &st) == GRPC_STATUS_OK, TIMEOUT);
+    CU_ASSERT(ok);
+    if (!ok) print_cluster();
+    if (st) protobuf_c_message_free_unpacked(&st->base, NULL);
+}
+
+/* ---- health ---- */
+
+static int watch_next(cstream *s) {
+    Grpc__Health__V1__HealthCheckResponse *r = (Grpc__Health__V1__HealthCheckResponse *)cs_recv(
+        s, &grpc__health__v1__health_check_response__descriptor);
+    int st = r ? (int)r->status : -1;
+    if (r) protobuf_c_message_free_unpacked(&r->base, NULL);
+    return st;
+}
+
+static void watch_open(cstream *s, const char *svc) {
+    Grpc__Health__V1__HealthCheckRequest q = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    q.service = (char *)svc;
+    cs_open(s, g_port, false, HS_HEALTH_WATCH_METHOD, &q.base, true, 60000);
+}
+
+static void *stop_thread(void *a) {
+    hs_admin_stop(a);
+    return NULL;
+}
+
+static void test_health(void) {
+    int st;
+    CU_ASSERT_EQUAL(health_check("", &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(st, HS_HEALTH_SERVING);
+    CU_ASSERT_EQUAL(health_check(HS_ADMIN_SERVICE, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(st, HS_HEALTH_SERVING);
+    CU_ASSERT_EQUAL(health_check(HS_REFLECTION_V1_SERVICE, &st), GRPC_STATUS_OK);
+    CU_ASSERT_EQUAL(health_check("nope", &st), GRPC_STATUS_NOT_FOUND);
+    CU_ASSERT(CU_AWAIT(health_check(HS_ADMIN_READY_SERVICE, &st) == GRPC_STATUS_OK &&
+                           st == HS_HEALTH_SERVING,
+                       TIMEOUT));
+    /* Watch: unknown service first, then readiness through a stall and a recovery. */
+    cstream w;
+    watch_open(&w, "nope");
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVICE_UNKNOWN);
+    CU_ASSERT_EQUAL(cs_finish(&w, true), GRPC_STATUS_CANCELLED);
+    watch_open(&w, HS_ADMIN_READY_SERVICE);
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVING);
+    /* Two of four replicas cut off: no quorum, no commits, not ready within the threshold. */
+    tn_set_disconnected(g.hub, &g.keys[2], true);
+    tn_set_disconnected(g.hub, &g.keys[3], true);
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_NOT_SERVING);
+    int64_t stalled = committed_height(0);
+    tn_set_disconnected(g.hub, &g.keys[2], false);
+    tn_set_disconnected(g.hub, &g.keys[3], false);
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVING);
+    CU_ASSERT(committed_height(0) > stalled);
+    CU_ASSERT_EQUAL(cs_finish(&w, true), GRPC_STATUS_CANCELLED);
+    /* Shutting down: "" goes NOT_SERVING on an open Watch, then the stream ends. */
+    watch_open(&w, "");
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVING);
+    pthread_mutex_lock(&g.mu);
+    hs_admin *a = g.admin;
+    g.admin = NULL;
+    pthread_mutex_unlock(&g.mu);
+    pthread_t t;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, stop_thread, a), 0);
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_NOT_SERVING);
+    CU_ASSERT_EQUAL(watch_next(&w), -1);
+    grpc_status_code code = cs_finish(&w, false);
+    CU_ASSERT(code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_OK);
+    pthread_join(t, NULL);
+    admin_up();
+}
+
+/* ---- Subscribe ---- */
+
+static void sub_open(cstream *s, bool tiny, const Hotstuff__V1__EventType *types, size_t n,
+                     bool from, uint64_t from_h) {
+    Hotstuff__V1__SubscribeRequest q = HOTSTUFF__V1__SUBSCRIBE_REQUEST__INIT;
+    q.types = (Hotstuff__V1__EventType *)types;
+    q.n_types = n;
+    q.has_from_height = from;
+    q.from_height = from_h;
+    cs_open(s, g_port, tiny, ADMIN("Subscribe"), &q.base, true, 120000);
+}
+
+static Hotstuff__V1__SubscribeResponse *sub_next(cstream *s) {
+    return (Hotstuff__V1__SubscribeResponse *)cs_recv(
+        s, &hotstuff__v1__subscribe_response__descriptor);
+}
+
+/* Reads commits until `count` arrived; checks they are consecutive from `first`. Returns the
+ * last height read, or UINT64_MAX on a failure. */
+static uint64_t read_commits(cstream *s, uint64_t first, int count, int *replayed) {
+    uint64_t want = first;
+    for (int i = 0; i < count; i++) {
+        Hotstuff__V1__SubscribeResponse *m = sub_next(s);
+        CU_ASSERT_PTR_NOT_NULL(m);
+        if (!m) return UINT64_MAX;
+        CU_ASSERT_EQUAL(m->type, HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_COMMIT_BLOCK);
+        CU_ASSERT_EQUAL(m->height, want);
+        CU_ASSERT_EQUAL(m->block_hash.len, 32);
+        if (replayed && m->replayed) (*replayed)++;
+        bool ok = m->height == want;
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+        if (!ok) return UINT64_MAX;
+        want++;
+    }
+    return want - 1;
+}
+
+static void test_subscribe_resume(void) {
+    static const Hotstuff__V1__EventType commit[] = {
+        HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_COMMIT_BLOCK};
+    CU_ASSERT_FATAL(wait_height(15));
+    cstream s;
+    sub_open(&s, false, commit, 1, true, 3);
+    int replayed = 0;
+    /* 3..14 are in the store: replayed; then live ones follow without a gap. */
+    uint64_t last = read_commits(&s, 3, 20, &replayed);
+    CU_ASSERT_FATAL(last != UINT64_MAX);
+    CU_ASSERT(replayed >= 12);
+    /* Restart the admin service under the open stream. */
+    admin_down();
+    Hotstuff__V1__SubscribeResponse *m;
+    while ((m = sub_next(&s))) { /* whatever was in flight still counts */
+        CU_ASSERT_EQUAL(m->height, last + 1);
+        last = m->height;
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+    CU_ASSERT_EQUAL(cs_finish(&s, false), GRPC_STATUS_UNAVAILABLE);
+    admin_up();
+    sub_open(&s, false, commit, 1, true, last + 1);
+    CU_ASSERT(read_commits(&s, last + 1, 10, NULL) != UINT64_MAX);
+    CU_ASSERT_EQUAL(cs_finish(&s, true), GRPC_STATUS_CANCELLED);
+
+    /* All types: view events arrive too; commits still in order. */
+    sub_open(&s, false, NULL, 0, false, 0);
+    bool saw_view = false, saw_commit = false;
+    uint64_t prev = 0;
+    for (int i = 0; i < 200 && !(saw_view && saw_commit); i++) {
+        m = sub_next(&s);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        if (m->type == HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_START_VIEW) saw_view = m->view > 0;
+        if (m->type == HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_COMMIT_BLOCK) {
+            CU_ASSERT(!saw_commit || m->height == prev + 1);
+            saw_commit = true;
+            prev = m->height;
+        }
+        CU_ASSERT(strlen(m->text) > 0);
+        protobuf_c_message_free_unpacked(&m->base, NULL);
+    }
+    CU_ASSERT(saw_view && saw_commit);
+    CU_ASSERT_EQUAL(cs_finish(&s, true), GRPC_STATUS_CANCELLED);
+
+    /* Malformed subscriptions. */
+    static const Hotstuff__V1__EventType bad[] = {0};
+    sub_open(&s, false, bad, 1, false, 0);
+    CU_ASSERT_EQUAL(cs_finish(&s, false), GRPC_STATUS_INVALID_ARGUMENT);
+    static const Hotstuff__V1__EventType view[] = {HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_START_VIEW};
+    sub_open(&s, false, view, 1, true, 0);
+    CU_ASSERT_EQUAL(cs_finish(&s, false), GRPC_STATUS_INVALID_ARGUMENT);
+}
+
+static uint32_t subscribers(void) {
+    hs_admin_stats st;
+    pthread_mutex_lock(&g.mu);
+    hs_admin_get_stats(g.admin, &st);
+    pthread_mutex_unlock(&g.mu);
+    return st.subscribers;
+}
+
+static uint64_t cut_count(void) {
+    hs_admin_stats st;
+    pthread_mutex_lock(&g.mu);
+    hs_admin_get_stats(g.admin, &st);
+    pthread_mutex_unlock(&g.mu);
+    return st.subscribers_cut;
+}
+
+static void test_slow_subscriber_and_cap(void) {
+    admin_down();
+    hs_admin_config c = admin_cfg();
+    c.subscriber_queue = 8;
+    c.max_subscribers = 2;
+    admin_up_with(&c);
+    /* A subscriber that never reads, on a connection with a tiny flow-control window. */
+    cstream slow;
+    sub_open(&slow, true, NULL, 0, true, 0);
+    CU_ASSERT(CU_AWAIT(subscribers() == 1, TIMEOUT));
+    /* The cap: one more fits, the third is refused. */
+    cstream s2, s3;
+    static const Hotstuff__V1__EventType commit[] = {
+        HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_COMMIT_BLOCK};
+    sub_open(&s2, false, commit, 1, false, 0);
+    CU_ASSERT(CU_AWAIT(subscribers() == 2, TIMEOUT));
+    sub_open(&s3, false, commit, 1, false, 0);
+    CU_ASSERT_EQUAL(cs_finish(&s3, false), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s3.msg, "too many subscribers"));
+    /* The slow one is cut off; consensus and the other subscriber carry on. */
+    CU_ASSERT(CU_AWAIT(cut_count() == 1, TIMEOUT));
+    int64_t h = committed_height(0);
+    /* The status follows whatever the connection had buffered: read that first. */
+    Hotstuff__V1__SubscribeResponse *m;
+    while ((m = sub_next(&slow))) protobuf_c_message_free_unpacked(&m->base, NULL);
+    CU_ASSERT_EQUAL(cs_finish(&slow, false), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(slow.msg, "subscriber queue full"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(slow.msg, "committed height"));
+    CU_ASSERT(wait_height(h + 3));
+    m = sub_next(&s2);
+    CU_ASSERT_PTR_NOT_NULL(m);
+    if (m) protobuf_c_message_free_unpacked(&m->base, NULL);
+    CU_ASSERT_EQUAL(cs_finish(&s2, true), GRPC_STATUS_CANCELLED);
+    CU_ASSERT(CU_AWAIT(subscribers() == 0, TIMEOUT));
+    admin_down();
+    admin_up();
+}
+
+/* Calls in progress are capped; oversized requests are refused by the library's limit. */
+static void test_limits(void) {
+    admin_down();
+    hs_admin_config c = admin_cfg();
+    c.max_calls = 2;
+    c.max_recv_message_bytes = 4096;
+    admin_up_with(&c);
+    cstream w1, w2;
+    watch_open(&w1, "");
+    CU_ASSERT_EQUAL(watch_next(&w1), HS_HEALTH_SERVING);
+    watch_open(&w2, "");
+    CU_ASSERT_EQUAL(watch_next(&w2), HS_HEALTH_SERVING);
+    char msg[512];
+    Hotstuff__V1__GetStatusRequest q = HOTSTUFF__V1__GET_STATUS_REQUEST__INIT;
+    CU_ASSERT_EQUAL(unary(ADMIN("GetStatus"), &q.base,
+                          &hotstuff__v1__get_status_response__descriptor, NULL, msg, 5000),
+                    GRPC_STATUS_RESOURCE_EXHAUSTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "too many calls"));
+    CU_ASSERT_EQUAL(cs_finish(&w1, true), GRPC_STATUS_CANCELLED);
+    /* A slot is free again once the server has seen the cancel. */
+    CU_ASSERT(CU_AWAIT(unary(ADMIN("GetStatus"), &q.base,
+                             &hotstuff__v1__get_status_response__descriptor, NULL, NULL,
+                             5000) == GRPC_STATUS_OK,
+                       TIMEOUT));
+    static uint8_t big[8192];
+    CU_ASSERT_EQUAL(submit(big, sizeof big, false, 5000, NULL, msg),
+                    GRPC_STATUS_RESOURCE_EXHAUSTED);
+    CU_ASSERT_EQUAL(cs_finish(&w2, true), GRPC_STATUS_CANCELLED);
+    admin_down();
+    admin_up();
+}
+
+/* ---- reflection ---- */
+
+static Grpc__Reflection__V1alpha__ServerReflectionResponse *refl_ask(
+    cstream *s, const Grpc__Reflection__V1alpha__ServerReflectionRequest *q) {
+    cs_send(s, &q->base);
+    return (Grpc__Reflection__V1alpha__ServerReflectionResponse *)cs_recv(
+        s, &grpc__reflection__v1alpha__server_reflection_response__descriptor);
+}
+
+static char *file_name(const ProtobufCBinaryData *d) {
+    Google__Protobuf__FileDescriptorProto *f =
+        google__protobuf__file_descriptor_proto__unpack(NULL, d->len, d->data);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    char *n = strdup(f->name);
+    google__protobuf__file_descriptor_proto__free_unpacked(f, NULL);
+    return n;
+}
+
+static void reflection_over(const char *method) {
+    cstream s;
+    cs_open(&s, g_port, false, method, NULL, false, 20000);
+    Grpc__Reflection__V1alpha__ServerReflectionRequest q =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__INIT;
+    q.message_request_case =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES;
+    q.list_services = "*";
+    Grpc__Reflection__V1alpha__ServerReflectionResponse *r = refl_ask(&s, &q);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(r->message_response_case,
+                          GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE);
+    bool admin = false, health = false, v1 = false, v1a = false;
+    for (size_t i = 0; i < r->list_services_response->n_service; i++) {
+        const char *n = r->list_services_response->service[i]->name;
+        admin |= !strcmp(n, HS_ADMIN_SERVICE);
+        health |= !strcmp(n, HS_HEALTH_SERVICE);
+        v1 |= !strcmp(n, HS_REFLECTION_V1_SERVICE);
+        v1a |= !strcmp(n, HS_REFLECTION_V1ALPHA_SERVICE);
+    }
+    CU_ASSERT(admin && health && v1 && v1a);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* A method symbol: admin.proto first, then its dependency types.proto. */
+    q.message_request_case =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL;
+    q.file_containing_symbol = "hotstuff.v1.Admin.Subscribe";
+    r = refl_ask(&s, &q);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(r->message_response_case,
+                          GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
+    CU_ASSERT_EQUAL_FATAL(r->file_descriptor_response->n_file_descriptor_proto, 2);
+    char *f0 = file_name(&r->file_descriptor_response->file_descriptor_proto[0]);
+    char *f1 = file_name(&r->file_descriptor_response->file_descriptor_proto[1]);
+    CU_ASSERT_STRING_EQUAL(f0, "hotstuff/v1/admin.proto");
+    CU_ASSERT_STRING_EQUAL(f1, "hotstuff/v1/types.proto");
+    free(f0);
+    free(f1);
+    CU_ASSERT_PTR_NOT_NULL(r->original_request);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* A nested enum value, whose file was sent already: only the answer itself again. */
+    q.file_containing_symbol = "hotstuff.v1.PHASE_DECIDE";
+    r = refl_ask(&s, &q);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(r->file_descriptor_response->n_file_descriptor_proto, 1);
+    f0 = file_name(&r->file_descriptor_response->file_descriptor_proto[0]);
+    CU_ASSERT_STRING_EQUAL(f0, "hotstuff/v1/types.proto");
+    free(f0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    /* Unknown symbol: NOT_FOUND in the stream, which stays open. */
+    q.file_containing_symbol = "no.such.Thing";
+    r = refl_ask(&s, &q);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL(r->message_response_case,
+                    GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE);
+    CU_ASSERT_EQUAL(r->error_response->error_code, GRPC_STATUS_NOT_FOUND);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    q.message_request_case =
+        GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;
+    q.file_by_filename = "grpc/health/v1/health.proto";
+    r = refl_ask(&s, &q);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    CU_ASSERT_EQUAL_FATAL(r->message_response_case,
+                          GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE);
+    f0 = file_name(&r->file_descriptor_response->file_descriptor_proto[0]);
+    CU_ASSERT_STRING_EQUAL(f0, "grpc/health/v1/health.proto");
+    free(f0);
+    protobuf_c_message_free_unpacked(&r->base, NULL);
+    cs_close_send(&s);
+    CU_ASSERT_PTR_NULL(cs_recv(&s, &grpc__reflection__v1alpha__server_reflection_response__descriptor));
+    CU_ASSERT_EQUAL(cs_finish(&s, false), GRPC_STATUS_OK);
+}
+
+static void test_reflection(void) {
+    reflection_over(HS_REFLECTION_V1_METHOD);
+    reflection_over(HS_REFLECTION_V1ALPHA_METHOD);
+}
+
+static void test_teardown(void) {
+    admin_down();
+    cluster_down();
+}
+
+static const cu_test tests[] = {
+    {"GetStatus and unknown methods", test_status},
+    {"GetBlock by height and hash, and its errors", test_get_block},
+    {"ListBlocks range, page and errors", test_list_blocks},
+    {"GetValidatorSet", test_validator_set},
+    {"SubmitTransaction (wait for commit) and GetState", test_submit_and_state},
+    {"SubmitTransactions stream counts", test_submit_stream},
+    {"health Check and Watch transitions", test_health},
+    {"Subscribe resumes across a restart with no gap or duplicate", test_subscribe_resume},
+    {"slow subscriber cut off; subscriber cap", test_slow_subscriber_and_cap},
+    {"call cap and message size limit", test_limits},
+    {"reflection v1 and v1alpha", test_reflection},
+    {"teardown", test_teardown},
+    {NULL, NULL}};
+
+int main(void) {
+    return cu_run("admin", tests);
+}
