@@ -86,18 +86,21 @@ static void queue_init(queue *q, uint32_t cap) {
     atomic_init(&q->dropped, 0);
 }
 
+/* Caller holds q->mu and has checked the bound. */
+static void queue_append_locked(queue *q, qnode *n) {
+    n->next = NULL;
+    if (q->tail) q->tail->next = n;
+    else q->head = n;
+    q->tail = n;
+    q->count++;
+    pthread_cond_signal(&q->cv);
+}
+
 /* Appends n unless full; returns whether it was taken. */
 static bool queue_push(queue *q, qnode *n) {
-    n->next = NULL;
     pthread_mutex_lock(&q->mu);
     bool ok = q->count < q->cap;
-    if (ok) {
-        if (q->tail) q->tail->next = n;
-        else q->head = n;
-        q->tail = n;
-        q->count++;
-        pthread_cond_signal(&q->cv);
-    }
+    if (ok) queue_append_locked(q, n);
     pthread_mutex_unlock(&q->mu);
     if (!ok) atomic_fetch_add(&q->dropped, 1);
     return ok;
@@ -195,16 +198,9 @@ static void emit_to_bus(void *ctx, const hs_event *e) {
     queue *q = &r->events;
     uint64_t cap = q->cap;
     if (is_commit_path(e->type)) cap *= COMMIT_EVENT_FACTOR;
-    n->next = NULL;
     pthread_mutex_lock(&q->mu);
     bool ok = q->count < cap;
-    if (ok) {
-        if (q->tail) q->tail->next = n;
-        else q->head = n;
-        q->tail = n;
-        q->count++;
-        pthread_cond_signal(&q->cv);
-    }
+    if (ok) queue_append_locked(q, n);
     pthread_mutex_unlock(&q->mu);
     if (!ok) {
         uint64_t dropped = atomic_fetch_add(&q->dropped, 1) + 1;
@@ -270,18 +266,13 @@ static bool inbox_push(hs_replica *r, qnode *n) {
     queue *q = &r->inbox;
     bool self = memcmp(n->origin.b, r->spec.cfg.me.public_key.b, HS_KEY_LEN) == 0;
     uint32_t quota = q->cap / 4 > 16 ? q->cap / 4 : 16;
-    n->next = NULL;
     pthread_mutex_lock(&q->mu);
     uint32_t *held = self ? NULL : origin_slot(r, &n->origin);
     bool ok = self ? q->count < q->cap + INBOX_SELF_RESERVE
                    : q->count < q->cap && (!held || *held < quota);
     if (ok) {
         if (held) (*held)++;
-        if (q->tail) q->tail->next = n;
-        else q->head = n;
-        q->tail = n;
-        q->count++;
-        pthread_cond_signal(&q->cv);
+        queue_append_locked(q, n);
     }
     pthread_mutex_unlock(&q->mu);
     if (!ok) atomic_fetch_add(&q->dropped, 1);

@@ -6,13 +6,11 @@
  *   (b) hs_safe_block: a re-proposal of the LOCKED block itself respects the lock, although its
  *       old justify neither extends the lock nor has a higher view (spec §14.13 stall);
  *   (c) hs_pc_is_correct: a Decide PC for a block whose VS-updates status is Pending, above the
- *       update height or with no update height, is checked against the committed set with the
- *       pending update applied (spec §2.10 checks it against the committed set, which can never
- *       verify it).
- *
- * Note on (c): the test checks the verdict of hs_pc_is_correct only. What follows from it - that
- * applying such a Decide PC commits the Pending block - lets a Byzantine leader self-certify a
- * block whose update hands it the quorum; see test_core.c, HS_EXPOSE_KNOWN_BUGS.
+ *       update height or with no update height, is checked against the committed set, as the
+ *       spec says - NOT against the set the block's own update would produce. A relaxation to
+ *       the latter was tried and reverted: it let a Byzantine leader certify its own block (see
+ *       test_core.c). Replicas that missed the Commit PC get it from Block Sync instead
+ *       (sync_server.c stop_at_vs_update).
  *
  * Real Ed25519 certificates over a tree in the in-memory store. */
 #include <stdlib.h>
