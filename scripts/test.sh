@@ -9,5 +9,7 @@ scripts/install-deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
+# The pinned grpcurl the e2e tests of the admin service drive.
+scripts/install-grpcurl.sh build
 cd build
 ctest --output-on-failure

@@ -9,11 +9,19 @@
  *
  * Shutdown: SIGTERM and SIGINT are blocked in every thread (the mask is set before the first
  * thread starts, and threads inherit it) and taken by sigtimedwait in the main thread, which
- * then stops, in order, the replica (joining its threads: the algorithm thread finishes the
- * batch it is writing), the transport, the app, and closes the store.
+ * then stops, in order, the admin service (event forwarding first; its health turns
+ * NOT_SERVING and its calls end, so operators see the node leave before its peers do), the
+ * replica (joining its threads: the algorithm thread finishes the batch it is writing), the
+ * transport, the app, and closes the store.
+ *
+ * Admin service (server/admin.h), when config.json has listen.admin: it reads the block tree
+ * through replica snapshots, stats from the replica and the transport, and submits to the app.
+ * Every replica event is forwarded to it; the forwarder reads d->admin under admin_mu, so the
+ * event thread never touches a stopped service.
  */
 #define _GNU_SOURCE /* sigtimedwait */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +33,7 @@
 #include <grpc/support/log.h>
 #include <sodium.h>
 
+#include "admin.h"
 #include "hotstuff/hotstuff.h"
 #include "kvapp.h"
 #include "node_config.h"
@@ -41,6 +50,9 @@ typedef struct daemon {
     kvapp *app;
     hs_transport *transport;
     hs_replica *replica;
+    pthread_mutex_t admin_mu; /* guards admin against the replica's event thread */
+    hs_admin *admin;
+    hs_transport_peer_stats *peer_stats; /* n_peers entries; the admin CQ thread's scratch */
 } daemon_t;
 
 static void usage(FILE *f) {
@@ -166,6 +178,70 @@ static void on_sync(void *ctx, const hs_event *e) {
     }
 }
 
+/* Every event: the daemon's own handling for the few it logs, then the admin service's
+ * subscribers. hs_spec_on keeps one handler per type, hence one dispatcher for all. */
+static void on_event(void *ctx, const hs_event *e) {
+    daemon_t *d = ctx;
+    switch (e->type) {
+    case HS_EV_COMMIT_BLOCK: on_commit(d, e); break;
+    case HS_EV_UPDATE_VALIDATOR_SET: on_update_validator_set(d, e); break;
+    case HS_EV_START_SYNC:
+    case HS_EV_END_SYNC: on_sync(d, e); break;
+    default: break;
+    }
+    /* publish never blocks (it only queues), so holding the mutex is cheap. */
+    pthread_mutex_lock(&d->admin_mu);
+    if (d->admin) hs_admin_publish_event(d->admin, e);
+    pthread_mutex_unlock(&d->admin_mu);
+}
+
+/* ---- what the admin service reads (on its CQ thread) ---- */
+
+static hs_status adm_snapshot(void *ctx, hs_kv_reader *out) {
+    daemon_t *d = ctx;
+    return hs_replica_snapshot(d->replica, out);
+}
+
+static void adm_release(void *ctx, hs_kv_reader *snap) {
+    daemon_t *d = ctx;
+    hs_replica_release_snapshot(d->replica, snap);
+}
+
+static void adm_stats(void *ctx, hs_replica_stats *out) {
+    daemon_t *d = ctx;
+    hs_replica_get_stats(d->replica, out);
+}
+
+static uint32_t adm_connected_peers(void *ctx) {
+    daemon_t *d = ctx;
+    size_t n = hs_transport_get_peer_stats(d->transport, d->peer_stats, d->cfg.n_peers);
+    uint32_t up = 0;
+    for (size_t i = 0; i < n && i < d->cfg.n_peers; i++) up += d->peer_stats[i].connected;
+    return up;
+}
+
+/* As a SubmitTransaction on the replica port: admitted, then gossiped once. */
+static int adm_submit(void *ctx, const uint8_t *tx, size_t len, hs_hash *hash,
+                      char reason[256]) {
+    daemon_t *d = ctx;
+    reason[0] = '\0';
+    kvapp_verdict v = kvapp_submit(d->app, tx, len, hash, reason, 256);
+    if (v == KVAPP_ACCEPTED) hs_transport_gossip_tx(d->transport, tx, len);
+    return verdict_code(v);
+}
+
+static hs_status adm_read_state(void *ctx, const hs_kv_reader *r, const uint8_t *key,
+                                size_t klen, hs_bytes *out) {
+    (void)ctx;
+    return kvapp_read(r, key, klen, out);
+}
+
+static hs_status adm_tx_height(void *ctx, const hs_kv_reader *r, const hs_hash *tx,
+                               uint64_t *height) {
+    (void)ctx;
+    return kvapp_tx_height(r, tx, height);
+}
+
 /* ---- start-up ---- */
 
 /* mkdir -p with mode 0700 for directories it creates. */
@@ -260,10 +336,7 @@ static int start_replica(daemon_t *d, const hs_network *net) {
     hs_spec_network(b, net);
     hs_spec_kv_store(b, &d->kv);
     hs_spec_configuration(b, &d->cfg.consensus);
-    hs_spec_on_commit_block(b, on_commit, d);
-    hs_spec_on_update_validator_set(b, on_update_validator_set, d);
-    hs_spec_on_start_sync(b, on_sync, d);
-    hs_spec_on_end_sync(b, on_sync, d);
+    for (int t = 0; t < HS_EV_COUNT; t++) hs_spec_on(b, (hs_event_type)t, on_event, d);
     hs_replica_spec *spec = NULL;
     char err[256] = "";
     hs_status st = hs_spec_build(b, &spec, err, sizeof err);
@@ -278,6 +351,44 @@ static int start_replica(daemon_t *d, const hs_network *net) {
         d->replica = NULL;
         return EXIT_FAILURE_RUN;
     }
+    return 0;
+}
+
+static int start_admin(daemon_t *d) {
+    const node_config *c = &d->cfg;
+    if (!c->listen_admin[0]) {
+        hs_log(HS_LOG_INFO, MODULE, "no listen.admin: the admin service is off");
+        return 0;
+    }
+    d->peer_stats = calloc(c->n_peers ? c->n_peers : 1, sizeof *d->peer_stats);
+    if (!d->peer_stats) return EXIT_FAILURE_RUN;
+    hs_admin_config ac;
+    hs_admin_config_defaults(&ac);
+    snprintf(ac.listen_address, sizeof ac.listen_address, "%s", c->listen_admin);
+    ac.chain_id = c->genesis.chain_id;
+    ac.key = c->key.public_key;
+    ac.max_recv_message_bytes = (size_t)c->admin.max_recv_message_bytes;
+    ac.max_send_message_bytes = (size_t)c->admin.max_send_message_bytes;
+    ac.max_calls = c->admin.max_calls;
+    ac.max_concurrent_streams = c->admin.max_concurrent_streams;
+    ac.max_subscribers = c->admin.max_subscribers;
+    ac.subscriber_queue = c->admin.subscriber_queue;
+    ac.ready_max_commit_age_ms = c->admin.ready_max_commit_age_ms;
+    hs_admin_node nd = {d,           adm_snapshot, adm_release,    adm_stats,    adm_connected_peers,
+                        adm_submit,  adm_read_state, adm_tx_height};
+    hs_admin *a = NULL;
+    char err[512] = "";
+    if (hs_admin_start(&ac, &nd, &a, err, sizeof err) != HS_OK) {
+        hs_log(HS_LOG_ERROR, MODULE, "cannot start the admin service on %s: %s",
+               c->listen_admin, err);
+        return EXIT_FAILURE_RUN;
+    }
+    /* The replica port's service, as the replica port itself reports it. */
+    hs_health_set(hs_admin_health(a), "hotstuff.v1.Replica", HS_HEALTH_SERVING);
+    pthread_mutex_lock(&d->admin_mu);
+    d->admin = a;
+    pthread_mutex_unlock(&d->admin_mu);
+    hs_log(HS_LOG_INFO, MODULE, "listening admin=%s port=%d", c->listen_admin, hs_admin_port(a));
     return 0;
 }
 
@@ -318,6 +429,14 @@ static int wait_for_stop(daemon_t *d, const sigset_t *set) {
 }
 
 static void shut_down(daemon_t *d) {
+    /* Forwarding stops first: after this no event thread can reach the service. */
+    pthread_mutex_lock(&d->admin_mu);
+    hs_admin *a = d->admin;
+    d->admin = NULL;
+    pthread_mutex_unlock(&d->admin_mu);
+    if (a) hs_admin_stop(a); /* health NOT_SERVING, calls ended, port closed */
+    free(d->peer_stats);
+    d->peer_stats = NULL;
     if (d->replica) hs_replica_stop(d->replica); /* joins its threads: no write in flight */
     d->replica = NULL;
     if (d->transport) hs_transport_stop(d->transport);
@@ -340,6 +459,9 @@ static int run(daemon_t *d, const sigset_t *set) {
     if ((rc = start_transport(d))) return rc;
     hs_network net = hs_transport_network(d->transport);
     if ((rc = start_replica(d, &net))) return rc;
+    /* After the replica: the service reads through it. Events before this are not lost to
+     * subscribers: commits are replayed from the store. */
+    if ((rc = start_admin(d))) return rc;
     hs_log(HS_LOG_INFO, MODULE, "running");
     return wait_for_stop(d, set);
 }
@@ -373,6 +495,7 @@ int main(int argc, char **argv) {
 
     daemon_t d;
     memset(&d, 0, sizeof d);
+    pthread_mutex_init(&d.admin_mu, NULL);
     char err[1024] = "";
     if (node_config_load(config, &d.cfg, err, sizeof err) != HS_OK) {
         hs_log(HS_LOG_ERROR, MODULE, "%s", err);
@@ -388,6 +511,7 @@ int main(int argc, char **argv) {
     log_identity(&d.cfg);
     int rc = run(&d, &set);
     shut_down(&d);
+    pthread_mutex_destroy(&d.admin_mu);
     hs_log(HS_LOG_INFO, MODULE, "stopped");
     return rc;
 }

@@ -48,6 +48,14 @@
 #define DEF_REPLICA_INBOX 8192
 #define DEF_EVENT_QUEUE 65536
 #define DEF_SYNC_QUEUE 256
+/* The admin service: the same numbers as hs_admin_config_defaults (server/admin.c). */
+#define DEF_ADMIN_RECV (1u << 20)
+#define DEF_ADMIN_SEND (64u << 20)
+#define DEF_ADMIN_CALLS 256
+#define DEF_ADMIN_STREAMS 100
+#define DEF_ADMIN_SUBSCRIBERS 64
+#define DEF_ADMIN_SUBSCRIBER_QUEUE 1024
+#define DEF_ADMIN_READY_MS 10000
 #define ONE_DAY_MS (24ull * 60 * 60 * 1000)
 
 hs_log_level node_log_level_default(void) { return HS_LOG_INFO; }
@@ -578,7 +586,7 @@ hs_status node_genesis_load(const char *path, node_genesis *out, char *err, size
 
 static const char *const config_fields[] = {
     "listen", "key_file", "genesis_file", "data_dir", "log_level", "sync_writes", "peers",
-    "consensus", "limits", "network", "app", NULL};
+    "consensus", "limits", "network", "app", "admin", NULL};
 static const char *const listen_fields[] = {"replica", "admin", NULL};
 static const char *const peer_fields[] = {"key", "address", NULL};
 static const char *const consensus_fields[] = {
@@ -592,6 +600,9 @@ static const char *const limits_fields[] = {
     "mempool_max_txs", "mempool_max_bytes", "max_tx_bytes", "max_key_bytes", "max_block_txs",
     "max_block_bytes", "max_validators", NULL};
 static const char *const app_fields[] = {"empty_block_wait_ms", NULL};
+static const char *const admin_fields[] = {
+    "max_recv_message_bytes", "max_send_message_bytes", "max_calls", "max_concurrent_streams",
+    "max_subscribers", "subscriber_queue", "ready_max_commit_age_ms", NULL};
 static const char *const network_fields[] = {"reconnect_initial_ms", "reconnect_max_ms",
                                              "keepalive_time_ms", "handshake_timeout_ms", NULL};
 
@@ -634,6 +645,13 @@ void node_config_defaults(node_config *c) {
     c->app = kvapp_config_default();
     c->transport_inbox_capacity = DEF_TRANSPORT_INBOX;
     c->transport_outbox_capacity = DEF_TRANSPORT_OUTBOX;
+    c->admin.max_recv_message_bytes = DEF_ADMIN_RECV;
+    c->admin.max_send_message_bytes = DEF_ADMIN_SEND;
+    c->admin.max_calls = DEF_ADMIN_CALLS;
+    c->admin.max_concurrent_streams = DEF_ADMIN_STREAMS;
+    c->admin.max_subscribers = DEF_ADMIN_SUBSCRIBERS;
+    c->admin.subscriber_queue = DEF_ADMIN_SUBSCRIBER_QUEUE;
+    c->admin.ready_max_commit_age_ms = DEF_ADMIN_READY_MS;
 }
 
 static hs_status config_listen(const jctx *c, const cJSON *doc, node_config *out) {
@@ -800,6 +818,34 @@ static hs_status config_app(const jctx *c, const cJSON *doc, node_config *out) {
     return st;
 }
 
+/* Bounds: gRPC takes message sizes as int; the rest keep one misconfigured node from holding
+ * unbounded memory for operators' calls. */
+static hs_status config_admin(const jctx *c, const cJSON *doc, node_config *out) {
+    const cJSON *o;
+    const char *p = "admin";
+    hs_status st = opt_object(c, doc, p, &o);
+    if (st != HS_OK || !o) return st;
+    st = check_members(c, o, p, admin_fields);
+    if (st == HS_OK)
+        st = opt_u64(c, o, p, "max_recv_message_bytes", 1024, 1ull << 30,
+                     &out->admin.max_recv_message_bytes);
+    if (st == HS_OK)
+        st = opt_u64(c, o, p, "max_send_message_bytes", 1024, 1ull << 30,
+                     &out->admin.max_send_message_bytes);
+    if (st == HS_OK) st = opt_u32(c, o, p, "max_calls", 1, 65536, &out->admin.max_calls);
+    if (st == HS_OK)
+        st = opt_u32(c, o, p, "max_concurrent_streams", 1, 65536,
+                     &out->admin.max_concurrent_streams);
+    if (st == HS_OK)
+        st = opt_u32(c, o, p, "max_subscribers", 1, 65536, &out->admin.max_subscribers);
+    if (st == HS_OK)
+        st = opt_u32(c, o, p, "subscriber_queue", 1, 1u << 20, &out->admin.subscriber_queue);
+    if (st == HS_OK)
+        st = opt_u64(c, o, p, "ready_max_commit_age_ms", 1, ONE_DAY_MS,
+                     &out->admin.ready_max_commit_age_ms);
+    return st;
+}
+
 static hs_status config_log_level(const jctx *c, const cJSON *doc, node_config *out) {
     const char *s = NULL;
     hs_status st = get_string(c, doc, "", "log_level", false, &s);
@@ -846,6 +892,7 @@ static hs_status config_from_json(const jctx *c, const cJSON *doc, node_config *
     if (st == HS_OK) st = config_limits(c, doc, out);
     if (st == HS_OK) st = config_network(c, doc, out);
     if (st == HS_OK) st = config_app(c, doc, out);
+    if (st == HS_OK) st = config_admin(c, doc, out);
     return st;
 }
 
@@ -866,6 +913,12 @@ static hs_status config_finish(const jctx *c, node_config *out) {
             return bad(c, field, "is this node's own key (from %s)", out->key_path);
         }
     }
+    /* Two servers cannot bind one port; say so here rather than as a bind failure later. A
+     * port of 0 (kernel-chosen) may appear in both. */
+    const char *ac = strrchr(out->listen_admin, ':');
+    if (out->listen_admin[0] && strcmp(out->listen_admin, out->listen_replica) == 0 && ac &&
+        strcmp(ac, ":0") != 0)
+        return bad(c, "listen.admin", "is the same address as listen.replica");
     const node_genesis *g = &out->genesis;
     if (g->validators.n > out->app.max_validators)
         return bad(c, "limits.max_validators", "is %u but %s lists %u validators",

@@ -53,7 +53,7 @@ typedef struct node_config {
     char *genesis_path; /* resolved */
     char *data_dir;     /* resolved */
     char listen_replica[HS_TRANSPORT_MAX_ADDR];
-    char listen_admin[HS_TRANSPORT_MAX_ADDR]; /* reserved for the admin service; "" if absent */
+    char listen_admin[HS_TRANSPORT_MAX_ADDR]; /* the admin service; "" = not served */
     hs_transport_peer *peers;
     size_t n_peers;
     hs_log_level log_level;
@@ -66,6 +66,15 @@ typedef struct node_config {
     /* 0 = the transport's own default */
     uint64_t reconnect_initial_ms, reconnect_max_ms, keepalive_time_ms, handshake_timeout_ms;
     bool sync_writes; /* LevelDB fsync per batch */
+    /* config.json "admin": the admin service's limits (server/admin.h, hs_admin_config). The
+     * defaults are hs_admin_config_defaults' values, repeated in NODE_ADMIN_DEF_*: node_config
+     * does not depend on the gRPC server modules (hotstuffctl links it too). */
+    struct {
+        uint64_t max_recv_message_bytes, max_send_message_bytes;
+        uint32_t max_calls, max_concurrent_streams;
+        uint32_t max_subscribers, subscriber_queue;
+        uint64_t ready_max_commit_age_ms; /* "ready" needs a commit at most this long ago */
+    } admin;
     hs_keypair key;
     node_genesis genesis;
 } node_config;

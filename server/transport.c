@@ -32,6 +32,14 @@
  *   unknown method                       UNIMPLEMENTED (a generic request_call stays armed;
  *                                        counted in unimplemented_calls)
  *
+ * OPERATOR SERVICES. The port also serves grpc.health.v1.Health (entries "" and
+ * hotstuff.v1.Replica: SERVING until stop begins, NOT_SERVING from then on) and server
+ * reflection v1 and v1alpha from the embedded descriptor set (grpc_health.h,
+ * grpc_reflection.h), so grpcurl and health probers work here as on the admin port. Watch
+ * sends the current status once and then holds the stream until the client leaves or the
+ * server stops: the statuses here only change at stop, and stop ends every call. Each such
+ * call is an "svc" counted with the unary replies, so stop waits for it like for them.
+ *
  * DIALING. A dialed peer gets a fresh channel per attempt (local subchannel pool, so no
  * reconnect state is shared between attempts) and a fail-fast call. When the attempt fails or
  * the stream later ends, the next attempt waits backoff/2 + uniform(0, backoff/2) ms; backoff
@@ -92,6 +100,8 @@
 #include <grpc/support/time.h>
 #include <sodium.h>
 
+#include "grpc_health.h"
+#include "grpc_reflection.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 #include "mapping.h"
@@ -108,6 +118,7 @@
 
 #define METHOD_CONNECT "/hotstuff.v1.Replica/Connect"
 #define METHOD_SUBMIT "/hotstuff.v1.Replica/SubmitTransaction"
+#define SERVICE_REPLICA "hotstuff.v1.Replica"
 
 #define STOP_GRACE_MS 500   /* open streams may flush their outboxes this long at stop */
 #define MAX_WAIT_MS 1000    /* longest CQ wait, so timers are never much late */
@@ -283,6 +294,10 @@ enum tag_kind {
     TAG_S_MD,       /* stream we dialed: initial metadata both ways */
     TAG_S_STATUS,   /* stream we accepted: SEND_STATUS_FROM_SERVER after a half-close */
     TAG_UNARY_DONE, /* a unary reply (SubmitTransaction, UNIMPLEMENTED) finished */
+    TAG_V_CLOSE,    /* svc call (reflection, health Watch): RECV_CLOSE_ON_SERVER */
+    TAG_V_RECV,
+    TAG_V_SEND,
+    TAG_V_STATUS,
 };
 
 typedef struct tag {
@@ -360,7 +375,16 @@ struct stream {
 };
 
 /* One outstanding request_call per method, plus the generic one. */
-enum accept_kind { ACCEPT_CONNECT, ACCEPT_SUBMIT, ACCEPT_GENERIC, ACCEPT_COUNT };
+enum accept_kind {
+    ACCEPT_CONNECT,
+    ACCEPT_SUBMIT,
+    ACCEPT_HEALTH_CHECK,
+    ACCEPT_HEALTH_WATCH,
+    ACCEPT_REFLECTION_V1,
+    ACCEPT_REFLECTION_V1ALPHA,
+    ACCEPT_GENERIC,
+    ACCEPT_COUNT
+};
 
 typedef struct acceptor {
     tag t;
@@ -370,8 +394,20 @@ typedef struct acceptor {
     gpr_timespec deadline;
     grpc_metadata_array md;
     grpc_call_details details;  /* generic only */
-    grpc_byte_buffer *payload;  /* SubmitTransaction only */
+    grpc_byte_buffer *payload;  /* SubmitTransaction, health Check and Watch */
 } acceptor;
+
+/* A reflection stream or a health Watch. Every step is started from the completion of the
+ * previous one, so when no batch is pending nothing more will happen and it is freed. */
+typedef struct svc {
+    grpc_call *call;
+    hs_reflection_stream *rs; /* NULL for a Watch */
+    grpc_byte_buffer *recv, *send;
+    int cancelled;
+    int pending;
+    bool status_sent;
+    tag t_close, t_recv, t_send, t_status;
+} svc;
 
 typedef struct unary {
     tag t;
@@ -391,7 +427,10 @@ struct hs_transport {
 
     grpc_completion_queue *cq;
     grpc_server *server;
-    void *rm_connect, *rm_submit;
+    void *rm_connect, *rm_submit, *rm_health_check, *rm_health_watch, *rm_refl_v1,
+        *rm_refl_v1alpha;
+    hs_health *health;         /* "" and hotstuff.v1.Replica */
+    hs_reflection *reflection; /* immutable; shared by this port's reflection streams */
     acceptor acc[ACCEPT_COUNT];
     grpc_channel_args server_args, channel_args;
     grpc_arg server_arg_v[12], channel_arg_v[12];
@@ -400,7 +439,7 @@ struct hs_transport {
     /* CQ thread only. */
     stream *streams;
     size_t n_handshaking_inbound;
-    size_t n_unary;
+    size_t n_unary; /* unary replies and svc calls in progress */
     enum phase phase;
     uint64_t grace_deadline_ms;
     bool shutdown_done;
@@ -1378,6 +1417,18 @@ static void acceptor_arm(hs_transport *t, acceptor *a) {
         e = grpc_server_request_registered_call(t->server, t->rm_submit, &a->call, &a->deadline,
                                                 &a->md, &a->payload, t->cq, t->cq, &a->t);
         break;
+    case ACCEPT_HEALTH_CHECK:
+    case ACCEPT_HEALTH_WATCH:
+        e = grpc_server_request_registered_call(
+            t->server, a->kind == ACCEPT_HEALTH_CHECK ? t->rm_health_check : t->rm_health_watch,
+            &a->call, &a->deadline, &a->md, &a->payload, t->cq, t->cq, &a->t);
+        break;
+    case ACCEPT_REFLECTION_V1:
+    case ACCEPT_REFLECTION_V1ALPHA:
+        e = grpc_server_request_registered_call(
+            t->server, a->kind == ACCEPT_REFLECTION_V1 ? t->rm_refl_v1 : t->rm_refl_v1alpha,
+            &a->call, &a->deadline, &a->md, NULL, t->cq, t->cq, &a->t);
+        break;
     default:
         e = grpc_server_request_call(t->server, &a->call, &a->details, &a->md, t->cq, t->cq,
                                      &a->t);
@@ -1515,6 +1566,140 @@ static void handle_submit(hs_transport *t, grpc_call *call, grpc_byte_buffer *pa
     unary_reply(t, call, reply, (grpc_status_code)code, reason);
 }
 
+/* ---- health and reflection (see OPERATOR SERVICES) ---- */
+
+static void handle_health_check(hs_transport *t, grpc_call *call, grpc_byte_buffer *payload) {
+    grpc_byte_buffer *reply = NULL;
+    const char *details = NULL;
+    grpc_status_code code = hs_health_check_reply(t->health, payload, &reply, &details);
+    if (payload) grpc_byte_buffer_destroy(payload);
+    unary_reply(t, call, reply, code, details);
+}
+
+static void svc_free(hs_transport *t, svc *v) {
+    if (v->recv) grpc_byte_buffer_destroy(v->recv);
+    if (v->send) grpc_byte_buffer_destroy(v->send);
+    hs_reflection_stream_free(v->rs);
+    grpc_call_unref(v->call);
+    free(v);
+    t->n_unary--;
+}
+
+static bool svc_batch(svc *v, const grpc_op *ops, size_t n, tag *tg) {
+    if (grpc_call_start_batch(v->call, ops, n, tg, NULL) != GRPC_CALL_OK) return false;
+    v->pending++;
+    return true;
+}
+
+/* Ends the call with a status (once). On a failed start the call is cancelled instead. */
+static void svc_finish(svc *v, grpc_status_code code, const char *msg) {
+    if (v->status_sent) return;
+    v->status_sent = true;
+    grpc_slice details = grpc_slice_from_copied_string(msg);
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    op.data.send_status_from_server.status = code;
+    op.data.send_status_from_server.status_details = &details;
+    if (!svc_batch(v, &op, 1, &v->t_status)) grpc_call_cancel(v->call, NULL);
+    grpc_slice_unref(details);
+}
+
+static void svc_send(svc *v, grpc_byte_buffer *bb) {
+    v->send = bb;
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    if (!svc_batch(v, &op, 1, &v->t_send)) grpc_call_cancel(v->call, NULL);
+}
+
+static void svc_arm_recv(svc *v) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &v->recv;
+    if (!svc_batch(v, &op, 1, &v->t_recv)) grpc_call_cancel(v->call, NULL);
+}
+
+/* A reflection stream (rs set) or a health Watch (request in payload). */
+static void accept_svc(hs_transport *t, grpc_call *call, bool reflection,
+                       grpc_byte_buffer *payload) {
+    svc *v = calloc(1, sizeof *v);
+    if (v && reflection && !(v->rs = hs_reflection_stream_new(t->reflection))) {
+        free(v);
+        v = NULL;
+    }
+    if (!v) {
+        if (payload) grpc_byte_buffer_destroy(payload);
+        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        grpc_call_unref(call);
+        return;
+    }
+    t->n_unary++;
+    v->call = call;
+    v->t_close = (tag){TAG_V_CLOSE, v};
+    v->t_recv = (tag){TAG_V_RECV, v};
+    v->t_send = (tag){TAG_V_SEND, v};
+    v->t_status = (tag){TAG_V_STATUS, v};
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[1].data.recv_close_on_server.cancelled = &v->cancelled;
+    if (!svc_batch(v, ops, 2, &v->t_close)) {
+        if (payload) grpc_byte_buffer_destroy(payload);
+        grpc_call_cancel(call, NULL);
+        svc_free(t, v);
+        return;
+    }
+    if (t->phase != PH_RUNNING) {
+        if (payload) grpc_byte_buffer_destroy(payload);
+        return svc_finish(v, GRPC_STATUS_UNAVAILABLE, "shutting down");
+    }
+    if (reflection) return svc_arm_recv(v);
+    char name[HS_HEALTH_MAX_NAME + 1];
+    bool parsed = payload && hs_health_parse_request(payload, name);
+    if (payload) grpc_byte_buffer_destroy(payload);
+    if (!parsed) return svc_finish(v, GRPC_STATUS_INVALID_ARGUMENT, "malformed request");
+    int status;
+    if (!hs_health_get(t->health, name, &status)) status = HS_HEALTH_SERVICE_UNKNOWN;
+    grpc_byte_buffer *bb = hs_health_response(status);
+    if (!bb) return svc_finish(v, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    svc_send(v, bb); /* then nothing until the client leaves or stop cancels the call */
+}
+
+static void on_svc_event(hs_transport *t, tag *tg, bool ok) {
+    svc *v = tg->owner;
+    v->pending--;
+    switch (tg->kind) {
+    case TAG_V_RECV: {
+        grpc_byte_buffer *req = v->recv;
+        v->recv = NULL;
+        if (!ok) break; /* the call is gone */
+        if (!req) { /* half-close: every request has had its answer */
+            svc_finish(v, GRPC_STATUS_OK, "");
+            break;
+        }
+        grpc_byte_buffer *ans = t->phase == PH_RUNNING
+                                    ? hs_reflection_answer(t->reflection, v->rs, req)
+                                    : NULL;
+        grpc_byte_buffer_destroy(req);
+        if (t->phase != PH_RUNNING) svc_finish(v, GRPC_STATUS_UNAVAILABLE, "shutting down");
+        else if (!ans) svc_finish(v, GRPC_STATUS_INVALID_ARGUMENT, "malformed request");
+        else svc_send(v, ans);
+        break;
+    }
+    case TAG_V_SEND:
+        grpc_byte_buffer_destroy(v->send);
+        v->send = NULL;
+        if (ok && v->rs) svc_arm_recv(v); /* one response per request, in order */
+        break;
+    default: break; /* TAG_V_CLOSE, TAG_V_STATUS */
+    }
+    if (v->pending == 0) svc_free(t, v);
+}
+
 static void on_accept(hs_transport *t, acceptor *a, bool ok) {
     a->armed = false;
     grpc_call *call = a->call;
@@ -1535,6 +1720,10 @@ static void on_accept(hs_transport *t, acceptor *a, bool ok) {
     switch (a->kind) {
     case ACCEPT_CONNECT: accept_stream(t, call); break;
     case ACCEPT_SUBMIT: handle_submit(t, call, payload); break;
+    case ACCEPT_HEALTH_CHECK: handle_health_check(t, call, payload); break;
+    case ACCEPT_HEALTH_WATCH: accept_svc(t, call, false, payload); break;
+    case ACCEPT_REFLECTION_V1:
+    case ACCEPT_REFLECTION_V1ALPHA: accept_svc(t, call, true, NULL); break;
     default: {
         char msg[160];
         snprintf(msg, sizeof msg, "method %s not implemented", method);
@@ -1566,6 +1755,7 @@ static void on_kick(hs_transport *t) {
 
 static void begin_stop(hs_transport *t) {
     t->phase = PH_DRAINING;
+    hs_health_shutdown(t->health); /* a Check during the grace period says NOT_SERVING */
     t->grace_deadline_ms = now_ms() + STOP_GRACE_MS;
     grpc_server_shutdown_and_notify(t->server, t->cq, &t->shutdown_tag);
     /* Streams still in handshake carry nothing worth waiting for. */
@@ -1649,6 +1839,10 @@ static void dispatch(hs_transport *t, tag *tg, bool ok) {
     case TAG_SHUTDOWN: t->shutdown_done = true; return;
     case TAG_ACCEPT: on_accept(t, tg->owner, ok); return;
     case TAG_UNARY_DONE: on_unary_done(t, tg->owner); return;
+    case TAG_V_CLOSE:
+    case TAG_V_RECV:
+    case TAG_V_SEND:
+    case TAG_V_STATUS: on_svc_event(t, tg, ok); return;
     default: break;
     }
     stream *s = tg->owner;
@@ -1791,6 +1985,8 @@ static void transport_free(hs_transport *t) {
     pthread_mutex_destroy(&t->kick_mu);
     pthread_mutex_destroy(&t->in.mu);
     pthread_cond_destroy(&t->in.cv);
+    hs_health_free(t->health);
+    hs_reflection_free(t->reflection);
     free(t);
 }
 
@@ -1804,7 +2000,10 @@ static void grpc_teardown_unstarted(hs_transport *t, bool server_started) {
             grpc_server_cancel_all_calls(t->server);
             /* The shutdown tag and every armed request come back. */
             bool done = false;
-            while (!done || t->acc[0].armed || t->acc[1].armed || t->acc[2].armed) {
+            for (;;) {
+                bool armed = false;
+                for (int i = 0; i < ACCEPT_COUNT; i++) armed = armed || t->acc[i].armed;
+                if (done && !armed) break;
                 grpc_event ev = grpc_completion_queue_next(t->cq, deadline_in(1000), NULL);
                 if (ev.type != GRPC_OP_COMPLETE) continue;
                 if (ev.tag == &t->shutdown_tag) {
@@ -1859,8 +2058,15 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
     t->kick_tag = (tag){TAG_KICK, t};
     t->shutdown_tag = (tag){TAG_SHUTDOWN, t};
 
+    static const char *const served[] = {SERVICE_REPLICA, HS_HEALTH_SERVICE,
+                                         HS_REFLECTION_V1_SERVICE, HS_REFLECTION_V1ALPHA_SERVICE};
+    t->reflection = hs_reflection_new(hs_descriptor_set, hs_descriptor_set_len, served,
+                                      sizeof served / sizeof served[0]);
+    t->health = hs_health_new();
     t->peers = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof *t->peers);
-    bool ok = t->peers && evq_init(&t->in.q, cfg->inbox_capacity);
+    bool ok = t->peers && t->reflection && t->health && evq_init(&t->in.q, cfg->inbox_capacity) &&
+              hs_health_set(t->health, "", HS_HEALTH_SERVING) &&
+              hs_health_set(t->health, SERVICE_REPLICA, HS_HEALTH_SERVING);
     for (size_t i = 0; ok && i < cfg->n_peers; i++) {
         peer *p = &t->peers[i];
         p->key = cfg->peers[i].key;
@@ -1894,6 +2100,14 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
                                                 GRPC_SRM_PAYLOAD_NONE, 0);
     t->rm_submit = grpc_server_register_method(t->server, METHOD_SUBMIT, NULL,
                                                GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    t->rm_health_check = grpc_server_register_method(t->server, HS_HEALTH_CHECK_METHOD, NULL,
+                                                     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    t->rm_health_watch = grpc_server_register_method(t->server, HS_HEALTH_WATCH_METHOD, NULL,
+                                                     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    t->rm_refl_v1 = grpc_server_register_method(t->server, HS_REFLECTION_V1_METHOD, NULL,
+                                                GRPC_SRM_PAYLOAD_NONE, 0);
+    t->rm_refl_v1alpha = grpc_server_register_method(t->server, HS_REFLECTION_V1ALPHA_METHOD,
+                                                     NULL, GRPC_SRM_PAYLOAD_NONE, 0);
     grpc_server_credentials *sc = grpc_insecure_server_credentials_create();
     t->port = grpc_server_add_http2_port(t->server, t->cfg.listen_address, sc);
     grpc_server_credentials_release(sc);
@@ -1914,8 +2128,9 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
         t->acc[i].t = (tag){TAG_ACCEPT, &t->acc[i]};
         acceptor_arm(t, &t->acc[i]);
     }
-    if (!t->kick_call || !t->acc[0].armed || !t->acc[1].armed || !t->acc[2].armed ||
-        pthread_create(&t->thread, NULL, cq_main, t) != 0) {
+    bool all_armed = true;
+    for (int i = 0; i < ACCEPT_COUNT; i++) all_armed = all_armed && t->acc[i].armed;
+    if (!t->kick_call || !all_armed || pthread_create(&t->thread, NULL, cq_main, t) != 0) {
         snprintf(err, errlen, "cannot start the transport thread");
         grpc_teardown_unstarted(t, true);
         transport_free(t);
@@ -1951,6 +2166,10 @@ void hs_transport_get_stats(hs_transport *t, hs_transport_stats *out) {
     pthread_mutex_lock(&t->mu);
     *out = t->stats;
     pthread_mutex_unlock(&t->mu);
+}
+
+hs_health *hs_transport_health(hs_transport *t) {
+    return t->health;
 }
 
 size_t hs_transport_get_peer_stats(hs_transport *t, hs_transport_peer_stats *out, size_t cap) {

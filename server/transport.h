@@ -97,6 +97,10 @@ typedef struct hs_transport_stats {
 } hs_transport_stats;
 
 void hs_transport_get_stats(hs_transport *t, hs_transport_stats *out);
+/* The port's grpc.health.v1 table ("" and "hotstuff.v1.Replica", SERVING until stop begins),
+ * for a daemon that wants to add entries. Valid until stop. */
+struct hs_health;
+struct hs_health *hs_transport_health(hs_transport *t);
 /* Fills up to cap entries; returns the number of peers. */
 size_t hs_transport_get_peer_stats(hs_transport *t, hs_transport_peer_stats *out, size_t cap);
 
