@@ -8,6 +8,11 @@
  *   6. algorithm.c start_up_view;
  *   7. pacemaker.c hs_pacemaker_on_stale_timeout_vote;
  *   8. pacemaker.c: views stop at UINT64_MAX - 1.
+ *   9. (a) sync_server.c stop_at_vs_update + sync_client.c on_response (the response's highest
+ *      PC applied first): syncing across a committed validator-set update; (b) sync_client.c
+ *      apply_advertised_pc; (c) sync_client.c on_advertise: an advertised PC for a missing
+ *      block triggers a sync, and a replica's own AdvertiseBlock is ignored; (d) sync_client.c
+ *      sync_now: any server when none is ahead; (e) safety.c hs_tc_is_correct, at core level.
  *
  * The harness: a few cores (and, where needed, sync servers) over in-memory stores, a network that
  * is a FIFO of (time, from, to, message) with a constant latency, and a virtual clock that jumps
@@ -1115,6 +1120,395 @@ static void test_views_stop_before_uint64_max(void) {
     }
 }
 
+/* ======================================================================================== */
+/* 9. Block Sync across a validator-set update; AdvertisePC; the choice of sync server        */
+/* ======================================================================================== */
+
+/* VS2 = VS1 + kps[4] (power 1): five validators, quorum 4. *who selects the four of VS1 in
+ * VS2's order (make_pc), kps[4] - who runs no replica - left out. */
+static void make_vs2(hs_validator_set *vs2, unsigned *who) {
+    *vs2 = (hs_validator_set){0};
+    CU_ASSERT_FATAL(hs_vs_copy(vs2, &vs1) == HS_OK);
+    CU_ASSERT_FATAL(hs_vs_put(vs2, &kps[4].public_key, 1) == HS_OK);
+    int64_t k4 = hs_vs_find(vs2, &kps[4].public_key);
+    CU_ASSERT_FATAL(k4 >= 0);
+    *who = 0x1Fu & ~(1u << k4);
+}
+
+/* A NumberApp block whose one transaction is SetValidator(kps[4], 1); *vsu gets the updates
+ * NumberApp's validation derives from it (so a store can hold it as a replica that inserted it
+ * would). */
+static void make_vs_block(hs_block *b, uint64_t height, const hs_pc *justify, hs_vs_updates *vsu) {
+    *b = (hs_block){.height = height};
+    CU_ASSERT_FATAL(hs_pc_copy(&b->justify, justify) == HS_OK);
+    uint8_t body[4 + 1 + HS_KEY_LEN + 8] = {1, 0, 0, 0, NAPP_SET_VALIDATOR};
+    memcpy(body + 5, kps[4].public_key.b, HS_KEY_LEN);
+    body[5 + HS_KEY_LEN] = 1;
+    b->data.items = calloc(1, sizeof *b->data.items);
+    CU_ASSERT_FATAL(b->data.items != NULL);
+    b->data.n = 1;
+    CU_ASSERT_FATAL(hs_bytes_set(&b->data.items[0], body, sizeof body) == HS_OK);
+    hs_sha256(body, sizeof body, &b->data_hash);
+    CU_ASSERT_FATAL(hs_block_compute_hash(b, &b->hash) == HS_OK);
+    *vsu = (hs_vs_updates){0};
+    CU_ASSERT_FATAL(hs_vs_updates_insert(vsu, &kps[4].public_key, 1) == HS_OK);
+}
+
+/* The chain of a committed validator-set update, every certificate real:
+ *
+ *   B0 ── B ─────────────────────────── C ──────── D ──────── E
+ *   PC(B0,1)  Prepare(B,2) Precommit(B,3)   PC(C,6)    PC(D,7)    PC(E,8)
+ *             Commit(B,4)  [VS1]            [VS2]      [VS2]      [VS2]
+ *             Decide(B,5)  [VS2]
+ *
+ * B carries SetValidator(kps[4], 1): its Prepare, Precommit and Commit PCs are signed by VS1,
+ * its Decide PC - C's justify - by VS2, as are the Generic PCs above it. */
+typedef struct vs_chain {
+    hs_validator_set vs2;
+    unsigned who2;
+    hs_vs_updates vsu;
+    hs_block b0, b, c, d, e;
+    hs_pc pb0, prep, precommit, commit, decide, pcc, pcd, pce;
+} vs_chain;
+
+static void vs_chain_make(vs_chain *x) {
+    keys_setup();
+    memset(x, 0, sizeof *x);
+    make_vs2(&x->vs2, &x->who2);
+    hs_pc g = {0};
+    hs_pc_genesis(&g);
+    make_block(&x->b0, 0, &g, 0);
+    make_pc(&x->pb0, 1, &x->b0.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_vs_block(&x->b, 1, &x->pb0, &x->vsu);
+    make_pc(&x->prep, 2, &x->b.hash, HS_PHASE_PREPARE, &vs1, 0xF);
+    make_pc(&x->precommit, 3, &x->b.hash, HS_PHASE_PRECOMMIT, &vs1, 0xF);
+    make_pc(&x->commit, 4, &x->b.hash, HS_PHASE_COMMIT, &vs1, 0xF);
+    make_pc(&x->decide, 5, &x->b.hash, HS_PHASE_DECIDE, &x->vs2, x->who2);
+    make_block(&x->c, 2, &x->decide, 1);
+    make_pc(&x->pcc, 6, &x->c.hash, HS_PHASE_GENERIC, &x->vs2, x->who2);
+    make_block(&x->d, 3, &x->pcc, 2);
+    make_pc(&x->pcd, 7, &x->d.hash, HS_PHASE_GENERIC, &x->vs2, x->who2);
+    make_block(&x->e, 4, &x->pcd, 3);
+    make_pc(&x->pce, 8, &x->e.hash, HS_PHASE_GENERIC, &x->vs2, x->who2);
+    hs_pc_free(&g);
+}
+
+static void vs_chain_free(vs_chain *x) {
+    hs_vs_free(&x->vs2);
+    hs_vs_updates_free(&x->vsu);
+    hs_block *blocks[] = {&x->b0, &x->b, &x->c, &x->d, &x->e};
+    for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++) hs_block_free(blocks[i]);
+    hs_pc *pcs[] = {&x->pb0, &x->prep, &x->precommit, &x->commit,
+                    &x->decide, &x->pcc, &x->pcd, &x->pce};
+    for (size_t i = 0; i < sizeof pcs / sizeof *pcs; i++) hs_pc_free(pcs[i]);
+}
+
+/* B0, then B with its VS updates, as a replica that accepted them holds them (B Pending). */
+static void vs_chain_store_to_b(const hs_kv_store *kv, const vs_chain *x) {
+    store_add(kv, &x->b0);
+    CU_ASSERT_FATAL(hs_bt_insert(kv, &x->b, NULL, &x->vsu) == HS_OK);
+    store_apply(kv, &x->b.justify);
+}
+
+/* The whole chain, as a replica that saw every certificate holds it: B committed (through its
+ * Commit PC, which the store keeps for Block Sync), the update decided, C committed. */
+static void vs_chain_store_all(world *w, int i, const vs_chain *x) {
+    const hs_kv_store *kv = &w->nodes[i].kv;
+    vs_chain_store_to_b(kv, x);
+    store_apply(kv, &x->prep);
+    store_apply(kv, &x->precommit);
+    store_apply(kv, &x->commit);
+    store_add(kv, &x->c);
+    store_add(kv, &x->d);
+    store_add(kv, &x->e);
+    store_apply(kv, &x->pce);
+    CU_ASSERT_FATAL(vsu_status(w, i, &x->b.hash) == HS_VSU_COMMITTED);
+    hs_vss vss = stored_vss(w, i);
+    CU_ASSERT_FATAL(vss.update_decided && hs_vs_equal(&vss.committed, &x->vs2));
+    hs_vss_free(&vss);
+    uint64_t h;
+    CU_ASSERT_FATAL(committed_height(w, i, &h) && h == 2);
+}
+
+/* Node `srv`'s sync server answers a request (start, limit 10) from node `from`; returns the
+ * response in flight (the queue is cleared first, so it is the only message). */
+static const hs_sync_response *ask_server(world *w, int srv, int from, uint64_t start) {
+    q_clear(w);
+    hs_sync_request req = {.chain_id = CHAIN, .start_height = start, .limit = 10};
+    CU_ASSERT_FATAL(hs_sync_server_handle(w->nodes[srv].srv, w->now, &kps[from].public_key,
+                                          &req) == HS_OK);
+    const qmsg *r = NULL;
+    CU_ASSERT_FATAL(q_count(w, srv, from, HS_MSG_SYNC_RESPONSE, &r) == 1 && r != NULL);
+    return &r->m.u.sync_response;
+}
+
+/* Guards fix 9a (core/sync_server.c stop_at_vs_update, and core/sync_client.c
+ * hs_sync_client_on_response applying the response's highest PC before looking at its blocks).
+ * Node 1 (a sync server) holds the chain above, B committed; node 0 (a core) missed B's Commit
+ * PC: it holds B Pending, locked on its Precommit PC (`has_b`), or nothing at all. C's justify
+ * is B's Decide PC, signed by VS2, which node 0 checks against VS1 while B is Pending: C is
+ * refused, node 0 blacklists the server, and it is stuck below C for ever.
+ * With the fix the server's response to a request from height 0 ends at B and carries B's
+ * Commit PC (signed by VS1): node 0 commits B, switches to VS2, asks again from height 2, and
+ * C, D, E then pass. Without the server side, both variants fail. Without the client side (the
+ * highest PC applied only after a new block), the `has_b` variant fails: B0 and B are known, so
+ * the Commit PC is never applied. */
+static void test_sync_across_vs_update(void) {
+    for (int has_b = 1; has_b >= 0; has_b--) {
+        world w;
+        sync_world_open(&w, 10);
+        w.tmpl.block_sync_trigger_timeout_ms = 1500;
+        vs_chain x;
+        vs_chain_make(&x);
+        vs_chain_store_all(&w, 1, &x);
+        if (has_b) {
+            vs_chain_store_to_b(&w.nodes[0].kv, &x);
+            store_apply(&w.nodes[0].kv, &x.prep);
+            store_apply(&w.nodes[0].kv, &x.precommit);
+            CU_ASSERT_FATAL(vsu_status(&w, 0, &x.b.hash) == HS_VSU_PENDING);
+        }
+        uint64_t h;
+        CU_ASSERT_FATAL(!committed_height(&w, 0, &h));
+        start_server(&w, 1);
+
+        /* The server's side: from height 0, the response ends at B with B's Commit PC; from
+         * height 2, it is the rest of the chain with the server's highest PC. */
+        const hs_sync_response *r = ask_server(&w, 1, 0, 0);
+        CU_ASSERT(r->n_blocks == 2);
+        if (r->n_blocks == 2) {
+            CU_ASSERT(memcmp(r->blocks[0].hash.b, x.b0.hash.b, HS_HASH_LEN) == 0);
+            CU_ASSERT(memcmp(r->blocks[1].hash.b, x.b.hash.b, HS_HASH_LEN) == 0);
+        }
+        CU_ASSERT(hs_pc_equal(&r->highest_pc, &x.commit));
+        r = ask_server(&w, 1, 0, 2);
+        CU_ASSERT(r->n_blocks == 3);
+        if (r->n_blocks == 3) CU_ASSERT(memcmp(r->blocks[0].hash.b, x.c.hash.b, HS_HASH_LEN) == 0);
+        CU_ASSERT(hs_pc_equal(&r->highest_pc, &x.pce));
+        q_clear(&w);
+
+        start_core(&w, 0);
+        run_for(&w, 8000);
+        if (!has_block(&w, 0, &x.c.hash)) printf("\n  has_b %d: stuck before C\n", has_b);
+        CU_ASSERT(w.nodes[0].start_syncs >= 1);
+        CU_ASSERT(vsu_status(&w, 0, &x.b.hash) == HS_VSU_COMMITTED);
+        CU_ASSERT(w.nodes[0].vs_updated);
+        hs_vss vss = stored_vss(&w, 0);
+        CU_ASSERT(hs_vs_equal(&vss.committed, &x.vs2));
+        CU_ASSERT(hs_vs_equal(&vss.previous, &vs1));
+        CU_ASSERT(vss.update_decided); /* C's justify, B's Decide PC, was applied */
+        hs_vss_free(&vss);
+        CU_ASSERT(has_block(&w, 0, &x.c.hash));
+        CU_ASSERT(has_block(&w, 0, &x.d.hash));
+        CU_ASSERT(has_block(&w, 0, &x.e.hash));
+        CU_ASSERT(highest_pc_view(&w, 0) == x.pce.view);
+        CU_ASSERT(committed_height(&w, 0, &h) && h == 2);
+        CU_ASSERT(!hs_core_is_syncing(w.nodes[0].core));
+        vs_chain_free(&x);
+        world_close(&w);
+    }
+}
+
+static hs_msg advertise_pc_msg(const hs_pc *pc) {
+    hs_msg m = {.type = HS_MSG_ADVERTISE_PC};
+    CU_ASSERT_FATAL(hs_pc_copy(&m.u.advertise_pc.highest_pc, pc) == HS_OK);
+    return m;
+}
+
+/* Guards fix 9b (core/sync_client.c apply_advertised_pc). Node 0 committed B through its Commit
+ * PC but missed its Decide PC: it is in VS2, undecided. The spec uses an AdvertisePC only as a
+ * sync trigger, so a Decide PC its peers advertise is never applied, and node 0 stays undecided
+ * (and, in the simulator, split from the decided replicas for good). With the fix a correct,
+ * safe, higher PC is applied as a NewView's would be. */
+static void test_advertised_pc_applied(void) {
+    world w;
+    world_open(&w, 2, 4);
+    vs_chain x;
+    vs_chain_make(&x);
+    const hs_kv_store *kv = &w.nodes[0].kv;
+    vs_chain_store_to_b(kv, &x);
+    store_apply(kv, &x.prep);
+    store_apply(kv, &x.precommit);
+    store_apply(kv, &x.commit);
+    hs_vss vss = stored_vss(&w, 0);
+    CU_ASSERT_FATAL(!vss.update_decided && hs_vs_equal(&vss.committed, &x.vs2));
+    hs_vss_free(&vss);
+    start_core(&w, 0);
+
+    /* Not applied: a Decide PC signed by the wrong set (VS1), and a lower PC than ours. */
+    hs_pc bad;
+    make_pc(&bad, 5, &x.b.hash, HS_PHASE_DECIDE, &vs1, 0xF);
+    hs_msg m = advertise_pc_msg(&bad);
+    inject(&w, 0, 1, &m);
+    m = advertise_pc_msg(&x.precommit);
+    inject(&w, 0, 1, &m);
+    CU_ASSERT(highest_pc_view(&w, 0) == x.commit.view);
+    vss = stored_vss(&w, 0);
+    CU_ASSERT_FATAL(!vss.update_decided);
+    hs_vss_free(&vss);
+
+    /* Applied: B's Decide PC, signed by VS2. */
+    m = advertise_pc_msg(&x.decide);
+    inject(&w, 0, 1, &m);
+    vss = stored_vss(&w, 0);
+    if (!vss.update_decided) printf("\n  the advertised Decide PC was not applied\n");
+    CU_ASSERT(vss.update_decided);
+    CU_ASSERT(hs_vs_equal(&vss.committed, &x.vs2));
+    hs_vss_free(&vss);
+    hs_pc hp = stored_pc(&w, 0, false);
+    CU_ASSERT(hs_pc_equal(&hp, &x.decide));
+    hs_pc_free(&hp);
+
+    hs_pc_free(&bad);
+    vs_chain_free(&x);
+    world_close(&w);
+}
+
+/* Guards fix 9c, first half (core/sync_client.c hs_sync_client_on_advertise, the AdvertisePC
+ * branch: `missing`). Node 0 holds B0 and PC(B0, 1) and has entered view 6; the server (node 1)
+ * holds B1 and PC(B1, 7). Node 0 keeps within one view of 7 (it times out into 7, then parks in
+ * the epoch-change view 8), so the spec's trigger (block_sync_trigger_min_view_difference = 2
+ * views ahead) never fires, and the no-progress timeout (60 s) has not come: without the fix
+ * node 0 does not sync. With it, the advertised PC - correct, higher than node 0's highest PC,
+ * for a block it lacks - starts a sync at once. */
+static void test_advertised_pc_for_missing_block_triggers_sync(void) {
+    world w;
+    sync_world_open(&w, 10);
+    CU_ASSERT_FATAL(w.tmpl.block_sync_trigger_timeout_ms >= 60000);
+    CU_ASSERT_FATAL(w.tmpl.block_sync_trigger_min_view_difference == 2);
+    hs_pc g = {0}, p0, p1;
+    hs_pc_genesis(&g);
+    hs_block b0, b1;
+    make_block(&b0, 0, &g, 0);
+    make_pc(&p0, 1, &b0.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&b1, 1, &p0, 1);
+    make_pc(&p1, 7, &b1.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    store_add(&w.nodes[0].kv, &b0);
+    store_apply(&w.nodes[0].kv, &p0);
+    CU_ASSERT_FATAL(hs_bt_set_highest_view_entered(&w.nodes[0].kv, 5) == HS_OK);
+    store_add(&w.nodes[1].kv, &b0);
+    store_add(&w.nodes[1].kv, &b1);
+    store_apply(&w.nodes[1].kv, &p1);
+
+    start_core(&w, 0);
+    CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == 6);
+    start_server(&w, 1);
+    run_for(&w, 5000);
+    CU_ASSERT(hs_core_view(w.nodes[0].core) + 1 >= p1.view); /* never 2 views behind */
+    if (w.nodes[0].start_syncs == 0) printf("\n  no sync started\n");
+    CU_ASSERT(w.nodes[0].start_syncs >= 1);
+    CU_ASSERT(has_block(&w, 0, &b1.hash));
+    CU_ASSERT(highest_pc_view(&w, 0) == p1.view);
+
+    hs_block_free(&b0);
+    hs_block_free(&b1);
+    hs_pc_free(&g);
+    hs_pc_free(&p0);
+    hs_pc_free(&p1);
+    world_close(&w);
+}
+
+/* Guards fix 9c, second half (core/sync_client.c hs_sync_client_on_advertise: a replica's own
+ * AdvertiseBlock is ignored). Node 0 runs a core and a sync server, and no one else does; its
+ * server's AdvertiseBlock reaches its own core (broadcast includes the sender). Had it registered
+ * node 0 as a sync server, the no-progress trigger (1.5 s) would start a sync with itself. */
+static void test_own_advertise_block_ignored(void) {
+    world w;
+    world_open(&w, 1, 4);
+    w.tmpl.block_sync_server_advertise_time_ms = 500;
+    w.tmpl.block_sync_trigger_timeout_ms = 1500;
+    start_core(&w, 0);
+    start_server(&w, 0);
+    uint32_t requests = 0;
+    while (w.now < 6000) {
+        requests += (uint32_t)q_count(&w, 0, 0, HS_MSG_SYNC_REQUEST, NULL);
+        if (!world_next(&w, 6000)) break;
+    }
+    if (w.nodes[0].start_syncs) printf("\n  synced with itself %u times\n", w.nodes[0].start_syncs);
+    CU_ASSERT(w.nodes[0].start_syncs == 0);
+    CU_ASSERT(requests == 0);
+    world_close(&w);
+}
+
+/* Guards fix 9d (core/sync_client.c sync_now: any server when none is ahead). A fork above B2:
+ *
+ *   B0 ─ B1 ─ B2 ─ B3            node 0: PC(B3, 4) (only it saw it) commits B1: height 1;
+ *                 └── B3' ─ B4'  node 1 (server): PC(B3', 5), PC(B4', 6), non-consecutive
+ *                                views, so it committed only B0: it advertises height 0.
+ *
+ * The branch B3' ─ B4' extends B2, above node 0's commit, and is the one to follow (node 0's
+ * lock, PC(B2, 3), allows it). The spec picks only servers not behind our committed height:
+ * none here, so node 0 never syncs. With the fix it syncs from node 1 and gets B3', B4'. */
+static void test_sync_from_server_behind_us(void) {
+    world w;
+    sync_world_open(&w, 10);
+    w.tmpl.block_sync_trigger_timeout_ms = 1500;
+    hs_pc g = {0}, p[4], p3a, p4a;
+    hs_pc_genesis(&g);
+    hs_block b[4], b3a, b4a;
+    for (int i = 0; i < 4; i++) {
+        make_block(&b[i], (uint64_t)i, i ? &p[i - 1] : &g, 0);
+        make_pc(&p[i], (uint64_t)i + 1, &b[i].hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    }
+    make_block(&b3a, 3, &p[2], 9);
+    make_pc(&p3a, 5, &b3a.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+    make_block(&b4a, 4, &p3a, 9);
+    make_pc(&p4a, 6, &b4a.hash, HS_PHASE_GENERIC, &vs1, 0xF);
+
+    for (int i = 0; i < 4; i++) store_add(&w.nodes[0].kv, &b[i]);
+    store_apply(&w.nodes[0].kv, &p[3]);
+    for (int i = 0; i < 3; i++) store_add(&w.nodes[1].kv, &b[i]);
+    store_add(&w.nodes[1].kv, &b3a);
+    store_add(&w.nodes[1].kv, &b4a);
+    store_apply(&w.nodes[1].kv, &p4a);
+    uint64_t h0 = 0, h1 = 0;
+    CU_ASSERT_FATAL(committed_height(&w, 0, &h0) && h0 == 1);
+    CU_ASSERT_FATAL(committed_height(&w, 1, &h1) && h1 == 0);
+
+    start_core(&w, 0);
+    start_server(&w, 1);
+    run_for(&w, 5000);
+    if (w.nodes[0].start_syncs == 0) printf("\n  no sync started\n");
+    CU_ASSERT(w.nodes[0].start_syncs >= 1);
+    CU_ASSERT(has_block(&w, 0, &b3a.hash));
+    CU_ASSERT(has_block(&w, 0, &b4a.hash));
+    CU_ASSERT(highest_pc_view(&w, 0) == p4a.view);
+    CU_ASSERT(committed_height(&w, 0, &h0) && h0 == 1);
+
+    for (int i = 0; i < 4; i++) {
+        hs_block_free(&b[i]);
+        hs_pc_free(&p[i]);
+    }
+    hs_block_free(&b3a);
+    hs_block_free(&b4a);
+    hs_pc_free(&p3a);
+    hs_pc_free(&p4a);
+    hs_pc_free(&g);
+    world_close(&w);
+}
+
+/* Guards fix 9e (core/safety.c hs_tc_is_correct: the previous set's TCs are accepted even once
+ * the update is decided; also covered in test_safety.c). Node 0 committed and decided the update
+ * VS1 -> VS2 and is parked in the epoch-change view 12. A TC(12) formed by VS1 (3 of 4) - one
+ * the undecided replicas formed and still hand around - moves it to view 13. The spec accepts
+ * the previous set's TCs only while undecided: node 0 would stay parked. */
+static void test_decided_replica_follows_previous_set_tc(void) {
+    world w;
+    world_open(&w, 2, 4);
+    vs_chain x;
+    vs_chain_make(&x);
+    vs_chain_store_all(&w, 0, &x);
+    CU_ASSERT_FATAL(hs_bt_set_highest_view_entered(&w.nodes[0].kv, 12) == HS_OK);
+    start_core(&w, 0);
+    CU_ASSERT_FATAL(hs_core_view(w.nodes[0].core) == 12);
+    hs_msg m = advance_view_tc(12); /* signed by VS1 */
+    inject(&w, 0, 1, &m);
+    uint64_t v = hs_core_view(w.nodes[0].core);
+    if (v != 13) printf("\n  still in view %llu\n", (unsigned long long)v);
+    CU_ASSERT(v == 13);
+    vs_chain_free(&x);
+    world_close(&w);
+}
+
 static const cu_test tests[] = {
     {"3: a re-proposal of a committed VS-updating block keeps it Committed",
      test_reproposal_of_committed_vs_block},
@@ -1131,6 +1525,16 @@ static const cu_test tests[] = {
      test_lock_never_moves_back_on_reproposal},
     {"a Decide PC signed by the pending update's own new validator is refused",
      test_self_certified_decide_pc},
+    {"9a: sync across a committed VS update (the response ends at B with its Commit PC)",
+     test_sync_across_vs_update},
+    {"9b: a correct, safe, higher advertised PC is applied", test_advertised_pc_applied},
+    {"9c: an advertised PC for a missing block triggers a sync",
+     test_advertised_pc_for_missing_block_triggers_sync},
+    {"9c: a replica's own AdvertiseBlock does not make it a sync server",
+     test_own_advertise_block_ignored},
+    {"9d: sync from a server behind us when none is ahead", test_sync_from_server_behind_us},
+    {"9e: a decided replica follows a TC of the previous validator set",
+     test_decided_replica_follows_previous_set_tc},
     {NULL, NULL}};
 
 int main(void) { return cu_run("core", tests); }
