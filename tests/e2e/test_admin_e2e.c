@@ -19,27 +19,21 @@
  * failure naming that script, not a skip.
  *
  * Conditions are awaited by polling with timeouts; nothing sleeps for a fixed time. Children
- * run with PR_SET_PDEATHSIG and an atexit hook (also run from SIGTERM/SIGINT) kills them.
+ * (tests/common/e2e.h) run with PR_SET_PDEATHSIG and an atexit hook (also run from
+ * SIGTERM/SIGINT) kills them.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cu.h"
+#include "e2e.h"
 #include "hotstuff/hotstuff.h"
 
 #define NODES 4
@@ -49,41 +43,9 @@
 #define WAIT_MS 90000 /* generous: sanitizer builds on a loaded machine */
 #define OUT_CAP (1u << 20)
 
-static char bin_hotstuffd[512], bin_ctl[512], bin_grpcurl[512];
-static char dir[256];
-static int base_port;
+static char bin_grpcurl[512];
 static char admin_addr[NODES][64], replica_addr[NODES][64];
-static pid_t pids[NODES];
 static char *out; /* OUT_CAP bytes: the output of the last grpcurl run */
-
-/* ---- processes (as in test_cluster.c) ---- */
-
-static void kill_children(void) {
-    for (int i = 0; i < NODES; i++) {
-        if (pids[i] > 0) {
-            kill(pids[i], SIGKILL);
-            waitpid(pids[i], NULL, 0);
-            pids[i] = 0;
-        }
-    }
-}
-
-static void on_fatal_signal(int sig) {
-    for (int i = 0; i < NODES; i++)
-        if (pids[i] > 0) kill(pids[i], SIGKILL);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static bool find_binary(const char *name, char *o, size_t cap) {
-    const char *b = getenv("HS_BIN_DIR");
-    const char *const dirs[] = {"%s/server/%s", "%s/%s"};
-    for (size_t i = 0; b && i < 2; i++) {
-        snprintf(o, cap, dirs[i], b, name);
-        if (access(o, X_OK) == 0) return true;
-    }
-    return false;
-}
 
 static bool find_grpcurl(void) {
     const char *e = getenv("HS_GRPCURL");
@@ -94,120 +56,8 @@ static bool find_grpcurl(void) {
     return access(bin_grpcurl, X_OK) == 0;
 }
 
-static void path_of(int node, const char *file, char *o, size_t cap) {
-    snprintf(o, cap, "%s/node%d/%s", dir, node, file);
-}
-
-static pid_t start_node(int i) {
-    char config[512], log[512];
-    path_of(i, "config.json", config, sizeof config);
-    path_of(i, "log", log, sizeof log);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0) _exit(127);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        execl(bin_hotstuffd, "hotstuffd", "--config", config, (char *)NULL);
-        _exit(127);
-    }
-    pids[i] = pid;
-    return pid;
-}
-
-static int wait_exit(pid_t pid, int timeout_ms) {
-    uint64_t end = cu_now_ms() + (uint64_t)timeout_ms;
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        if (r < 0 || cu_now_ms() >= end) break;
-        cu_sleep_ms(20);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-/* Runs argv (at most timeout_ms), stdout and stderr into o. The exit code, or -1. */
-static int run(const char *const *argv, char *o, size_t cap, int timeout_ms) {
-    int p[2];
-    if (pipe(p) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], 1);
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t k = 0;
-    uint64_t end = cu_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        struct pollfd pfd = {p[0], POLLIN, 0};
-        uint64_t now = cu_now_ms();
-        if (now >= end || poll(&pfd, 1, (int)(end - now)) <= 0) break;
-        char buf[4096];
-        ssize_t r = read(p[0], buf, sizeof buf);
-        if (r <= 0) break;
-        for (ssize_t j = 0; j < r && k + 1 < cap; j++) o[k++] = buf[j];
-    }
-    o[cap ? k : 0] = '\0';
-    close(p[0]);
-    uint64_t now = cu_now_ms();
-    return wait_exit(pid, now < end ? (int)(end - now) : 1);
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static bool port_free(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return false;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* 2 * NODES consecutive free ports (replica ports, then admin ports). */
-static int pick_base_port(void) {
-    int base = 20000 + (int)(getpid() * 17 % 20000);
-    for (int attempt = 0; attempt < 200; attempt++, base += 2 * NODES) {
-        if (base + 2 * NODES > 60000) base = 20000;
-        bool all = true;
-        for (int i = 0; i < 2 * NODES && all; i++) all = port_free(base + i);
-        if (all) return base;
-    }
-    return -1;
-}
-
 static void dump_tail(int node) {
-    char path[512];
-    path_of(node, "log", path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, len > 3000 ? len - 3000 : 0, SEEK_SET);
-    char buf[3001];
-    size_t n = fread(buf, 1, 3000, f);
-    buf[n] = '\0';
-    fclose(f);
-    fprintf(stderr, "\n---- node%d log (tail) ----\n%s\n", node, buf);
+    e2e_dump_log_tail(node, 3000);
 }
 
 /* ---- config.json: the admin address ---- */
@@ -226,7 +76,7 @@ static cJSON *read_json(const char *path) {
  * both addresses with 127.0.0.1 as the host to dial. */
 static bool admin_address(int i) {
     char path[512];
-    path_of(i, "config.json", path, sizeof path);
+    e2e_path(i, "config.json", path, sizeof path);
     cJSON *doc = read_json(path);
     cJSON *l = cJSON_GetObjectItemCaseSensitive(doc, "listen");
     if (!cJSON_IsObject(l)) {
@@ -245,7 +95,8 @@ static bool admin_address(int i) {
         const char *colon = strrchr(a->valuestring, ':');
         snprintf(admin_addr[i], sizeof admin_addr[i], "127.0.0.1%s", colon ? colon : "");
     } else if (ok) {
-        snprintf(admin_addr[i], sizeof admin_addr[i], "127.0.0.1:%d", base_port + NODES + i);
+        snprintf(admin_addr[i], sizeof admin_addr[i], "127.0.0.1:%d",
+                 e2e_base_port() + NODES + i);
         cJSON_AddStringToObject(l, "admin", admin_addr[i]);
         text = cJSON_Print(doc);
         FILE *f = text ? fopen(path, "w") : NULL;
@@ -280,7 +131,7 @@ static int grpcurl(const char *addr, int max_time_s, const char *data, const cha
     if (a1) argv[k++] = a1;
     if (a2) argv[k++] = a2;
     argv[k] = NULL;
-    return run(argv, out, OUT_CAP, (max_time_s > 0 ? max_time_s : 10) * 1000 + 20000);
+    return e2e_run(argv, out, OUT_CAP, (max_time_s > 0 ? max_time_s : 10) * 1000 + 20000);
 }
 
 static bool health_is(const char *addr, const char *status) {
@@ -335,27 +186,24 @@ static int64_t committed_height(int i) {
 /* ---- tests ---- */
 
 static void test_up_list_describe(void) {
-    CU_ASSERT_FATAL(find_binary("hotstuffd", bin_hotstuffd, sizeof bin_hotstuffd));
-    CU_ASSERT_FATAL(find_binary("hotstuffctl", bin_ctl, sizeof bin_ctl));
+    e2e_require_programs();
     if (!find_grpcurl())
         fprintf(stderr, "\ngrpcurl not found (HS_GRPCURL or $HS_BIN_DIR/tools/grpcurl): run "
                         "scripts/install-grpcurl.sh <build dir>\n");
     CU_ASSERT_FATAL(access(bin_grpcurl, X_OK) == 0);
-    snprintf(dir, sizeof dir, "/tmp/hs-admin-e2e-XXXXXX");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    base_port = pick_base_port();
-    CU_ASSERT_FATAL(base_port > 0);
+    /* 2 * NODES consecutive free ports (replica ports, then admin ports). */
+    e2e_prepare("/tmp/hs-admin-e2e-XXXXXX", &(e2e_ports){20000, 17, 200, 2 * NODES, 0});
     char port[16], view[16];
-    snprintf(port, sizeof port, "%d", base_port);
+    snprintf(port, sizeof port, "%d", e2e_base_port());
     snprintf(view, sizeof view, "%d", VIEW_MS);
-    const char *argv[] = {bin_ctl, "testnet", "--validators", "4", "--dir", dir, "--base-port",
-                          port, "--chain-id", CHAIN_ID, "--max-view-time-ms", view,
-                          "--powers", "2,2,2,1", NULL};
-    int rc = run(argv, out, OUT_CAP, 30000);
+    const char *argv[] = {e2e_ctl(), "testnet", "--validators", "4", "--dir", e2e_dir(),
+                          "--base-port", port, "--chain-id", CHAIN_ID, "--max-view-time-ms",
+                          view, "--powers", "2,2,2,1", NULL};
+    int rc = e2e_run(argv, out, OUT_CAP, 30000);
     if (rc != 0) fprintf(stderr, "\n%s\n", out);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     for (int i = 0; i < NODES; i++) CU_ASSERT_FATAL(admin_address(i));
-    for (int i = 0; i < NODES; i++) CU_ASSERT_FATAL(start_node(i) > 0);
+    for (int i = 0; i < NODES; i++) CU_ASSERT_FATAL(e2e_start_node(i) > 0);
 
     for (int i = 0; i < NODES; i++) {
         bool ok = CU_AWAIT(health_is(admin_addr[i], "SERVING"), WAIT_MS);
@@ -449,14 +297,13 @@ static void test_resume_across_restart(void) {
     int64_t last = before[nb - 1];
 
     /* SIGTERM: the admin service stops first, so health stops saying SERVING at once. */
-    CU_ASSERT_EQUAL_FATAL(kill(pids[r], SIGTERM), 0);
+    CU_ASSERT_EQUAL_FATAL(e2e_signal_node(r, SIGTERM), 0);
     CU_ASSERT(CU_AWAIT(health_down(admin_addr[r]), 30000));
-    CU_ASSERT_EQUAL(wait_exit(pids[r], 30000), 0);
-    pids[r] = 0;
+    CU_ASSERT_EQUAL(e2e_reap_node(r, 30000), 0);
     CU_ASSERT(health_down(admin_addr[r]));
     CU_ASSERT(health_down(replica_addr[r]));
 
-    CU_ASSERT_FATAL(start_node(r) > 0);
+    CU_ASSERT_FATAL(e2e_start_node(r) > 0);
     bool ok = CU_AWAIT(health_is(admin_addr[r], "SERVING"), WAIT_MS);
     if (!ok) dump_tail(r);
     CU_ASSERT_FATAL(ok);
@@ -472,10 +319,6 @@ static void test_resume_across_restart(void) {
 }
 
 int main(void) {
-    atexit(kill_children);
-    signal(SIGTERM, on_fatal_signal);
-    signal(SIGINT, on_fatal_signal);
-    hs_log_set_level(HS_LOG_ERROR);
     out = malloc(OUT_CAP);
     if (!out) return 1;
     static const cu_test tests[] = {
@@ -484,12 +327,7 @@ int main(void) {
         {"Subscribe streams commits", test_subscribe},
         {"Subscribe resumes across a restart: no gap, no duplicate", test_resume_across_restart},
         {NULL, NULL}};
-    uint64_t t0 = cu_now_ms();
-    int rc = cu_run("admin_e2e", tests);
-    kill_children();
-    fprintf(stderr, "e2e admin: %.1f s\n", (double)(cu_now_ms() - t0) / 1000.0);
-    if (rc == 0 && dir[0]) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    else if (dir[0]) fprintf(stderr, "logs kept in %s\n", dir);
+    int rc = e2e_run_suite("admin_e2e", "admin", tests);
     free(out);
     return rc;
 }

@@ -7,30 +7,22 @@
  *   error statuses (OUT_OF_RANGE, NOT_FOUND) and usage errors, and every command against a
  *   dead port (exit 1, "cannot reach ...").
  * Conditions are awaited by polling hotstuffctl itself; nothing sleeps for a fixed time.
- * Children run with PR_SET_PDEATHSIG and an atexit hook kills what is left.
+ * Children (tests/common/e2e.h) run with PR_SET_PDEATHSIG and an atexit hook kills what is
+ * left.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
 #include "cu.h"
+#include "e2e.h"
 #include "hotstuff/hotstuff.h"
 #include "node_config.h"
 
@@ -40,114 +32,17 @@
 #define WAIT_MS 90000
 #define OUT_CAP (1 << 16)
 
-static char bin_hotstuffd[512], bin_ctl[512];
-static char dir[256];
-static int base_port;
-static pid_t pids[NODES];
 static char admin_addr[64], dead_addr[64], replica_addr[64];
 static char out[OUT_CAP];
 
-/* ---- processes (as in test_cluster.c) ---- */
-
-static void kill_children(void) {
-    for (int i = 0; i < NODES; i++) {
-        if (pids[i] > 0) {
-            kill(pids[i], SIGKILL);
-            waitpid(pids[i], NULL, 0);
-            pids[i] = 0;
-        }
-    }
-}
-
-static void on_fatal_signal(int sig) {
-    for (int i = 0; i < NODES; i++)
-        if (pids[i] > 0) kill(pids[i], SIGKILL);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static bool find_binary(const char *name, char *o, size_t cap) {
-    const char *b = getenv("HS_BIN_DIR");
-    const char *const dirs[] = {"%s/server/%s", "%s/%s"};
-    for (size_t i = 0; b && i < 2; i++) {
-        snprintf(o, cap, dirs[i], b, name);
-        if (access(o, X_OK) == 0) return true;
-    }
-    return false;
-}
-
-static void path_of(int node, const char *file, char *o, size_t cap) {
-    snprintf(o, cap, "%s/node%d/%s", dir, node, file);
-}
-
-static pid_t start_node(int i) {
-    char config[512], log[512];
-    path_of(i, "config.json", config, sizeof config);
-    path_of(i, "log", log, sizeof log);
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd < 0) _exit(127);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        execl(bin_hotstuffd, "hotstuffd", "--config", config, (char *)NULL);
-        _exit(127);
-    }
-    pids[i] = pid;
-    return pid;
-}
-
-static int wait_exit(pid_t pid, int timeout_ms) {
-    uint64_t end = cu_now_ms() + (uint64_t)timeout_ms;
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        if (r < 0 || cu_now_ms() >= end) break;
-        cu_sleep_ms(20);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
 /* Runs argv (stdout and stderr both into out) for at most timeout_ms; its exit code or -1. */
 static int run(const char *const *argv, int timeout_ms) {
-    int p[2];
-    if (pipe(p) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], 1);
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t k = 0;
-    uint64_t end = cu_now_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        struct pollfd pfd = {p[0], POLLIN, 0};
-        uint64_t now = cu_now_ms();
-        if (now >= end || poll(&pfd, 1, (int)(end - now)) <= 0) break;
-        char buf[4096];
-        ssize_t r = read(p[0], buf, sizeof buf);
-        if (r <= 0) break;
-        for (ssize_t j = 0; j < r && k + 1 < sizeof out; j++) out[k++] = buf[j];
-    }
-    out[k] = '\0';
-    close(p[0]);
-    uint64_t now = cu_now_ms();
-    return wait_exit(pid, now < end ? (int)(end - now) : 1);
+    return e2e_run(argv, out, sizeof out, timeout_ms);
 }
 
 /* hotstuffctl --addr ADDR ARGS... (NULL-terminated); its exit code, output in out. */
 static int ctl_at(const char *addr, const char *a0, ...) {
-    const char *argv[32] = {bin_ctl, "--addr", addr};
+    const char *argv[32] = {e2e_ctl(), "--addr", addr};
     int k = 3;
     va_list ap;
     va_start(ap, a0);
@@ -158,52 +53,8 @@ static int ctl_at(const char *addr, const char *a0, ...) {
 }
 #define CTL(...) ctl_at(admin_addr, __VA_ARGS__, (const char *)NULL)
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static bool port_free(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return false;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Replica ports P..P+3, admin ports P+100..P+103 and the dead port P+104 all free. */
-static int pick_base_port(void) {
-    int base = 21000 + (int)(getpid() * 17 % 19000);
-    for (int attempt = 0; attempt < 300; attempt++, base += NODES + 1) {
-        if (base + ADMIN_OFFSET + NODES + 1 > 60000) base = 21000;
-        bool all = true;
-        for (int i = 0; i <= NODES && all; i++)
-            all = port_free(base + i) && port_free(base + ADMIN_OFFSET + i);
-        if (all) return base;
-    }
-    return -1;
-}
-
 static void dump_log(int node) {
-    char path[512];
-    path_of(node, "log", path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    static char buf[8192];
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, len > 6000 ? len - 6000 : 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    fprintf(stderr, "\n---- node%d log (tail) ----\n%s\n", node, buf);
+    e2e_dump_log_tail(node, 6000);
 }
 
 static void show_out_if(bool bad) {
@@ -244,30 +95,28 @@ static int count_lines(const char *s) {
 /* ---- the suite ---- */
 
 static void test_testnet_up(void) {
-    CU_ASSERT_FATAL(find_binary("hotstuffd", bin_hotstuffd, sizeof bin_hotstuffd));
-    CU_ASSERT_FATAL(find_binary("hotstuffctl", bin_ctl, sizeof bin_ctl));
-    snprintf(dir, sizeof dir, "/tmp/hs-ctl-XXXXXX");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    base_port = pick_base_port();
-    CU_ASSERT_FATAL(base_port > 0);
+    e2e_require_programs();
+    /* Replica ports P..P+3, admin ports P+100..P+103 and the dead port P+104 all free. */
+    e2e_prepare("/tmp/hs-ctl-XXXXXX", &(e2e_ports){21000, 17, 300, NODES + 1, ADMIN_OFFSET});
+    const int base_port = e2e_base_port();
     snprintf(admin_addr, sizeof admin_addr, "127.0.0.1:%d", base_port + ADMIN_OFFSET);
     snprintf(dead_addr, sizeof dead_addr, "127.0.0.1:%d", base_port + ADMIN_OFFSET + NODES);
     snprintf(replica_addr, sizeof replica_addr, "127.0.0.1:%d", base_port + 1);
     char port[16], view[16];
     snprintf(port, sizeof port, "%d", base_port);
     snprintf(view, sizeof view, "%d", VIEW_MS);
-    const char *argv[] = {bin_ctl, "testnet", "--validators", "4", "--dir", dir, "--base-port",
-                          port, "--max-view-time-ms", view, NULL};
+    const char *argv[] = {e2e_ctl(), "testnet", "--validators", "4", "--dir", e2e_dir(),
+                          "--base-port", port, "--max-view-time-ms", view, NULL};
     CHECK_RC(run(argv, 30000), 0);
     CHECK_OUT(admin_addr);
     /* config.json carries listen.admin. */
     char cfg[512], err[512];
-    path_of(0, "config.json", cfg, sizeof cfg);
+    e2e_path(0, "config.json", cfg, sizeof cfg);
     node_config nc;
     CU_ASSERT_EQUAL_FATAL(node_config_load(cfg, &nc, err, sizeof err), HS_OK);
     CU_ASSERT_STRING_EQUAL(nc.listen_admin, admin_addr);
     node_config_free(&nc);
-    for (int i = 0; i < NODES; i++) CU_ASSERT_FATAL(start_node(i) > 0);
+    for (int i = 0; i < NODES; i++) CU_ASSERT_FATAL(e2e_start_node(i) > 0);
     bool ok = CU_AWAIT(status_height(NULL) >= 3, WAIT_MS);
     if (!ok) {
         fprintf(stderr, "\n%s\n", out);
@@ -285,7 +134,7 @@ static void test_status(void) {
     CU_ASSERT(h && strtoll(h + strlen("committed   height "), NULL, 10) > 0);
     CU_ASSERT(status_height(NULL) > 0);
     /* Options before the command work too. */
-    const char *argv[] = {bin_ctl, "--addr", admin_addr, "--timeout", "3s", "status", NULL};
+    const char *argv[] = {e2e_ctl(), "--addr", admin_addr, "--timeout", "3s", "status", NULL};
     CHECK_RC(run(argv, 30000), 0);
 }
 
@@ -321,7 +170,7 @@ static void test_validators(void) {
     CHECK_OUT("committed: 4 validators, total power 4");
     char path[512], err[512], hex[65];
     hs_keypair kp;
-    path_of(2, "key.json", path, sizeof path);
+    e2e_path(2, "key.json", path, sizeof path);
     CU_ASSERT_EQUAL_FATAL(node_key_load(path, &kp, err, sizeof err), HS_OK);
     sodium_bin2hex(hex, sizeof hex, kp.public_key.b, HS_KEY_LEN);
     CHECK_OUT(hex);
@@ -363,7 +212,7 @@ static void test_submit_and_get(void) {
     CHECK_OUT("NOT_FOUND");
     /* A refused transaction: its status, exit 1. */
     char keyfile[512], update[80], hex[65];
-    path_of(0, "key.json", keyfile, sizeof keyfile); /* not the admin key */
+    e2e_path(0, "key.json", keyfile, sizeof keyfile); /* not the admin key */
     memset(hex, 'a', 64);
     hex[64] = '\0';
     snprintf(update, sizeof update, "%s:1", hex);
@@ -457,7 +306,7 @@ static void test_dead_port(void) {
         {"health", NULL},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-        const char *argv[16] = {bin_ctl, "--addr", dead_addr, "--timeout", "3s"};
+        const char *argv[16] = {e2e_ctl(), "--addr", dead_addr, "--timeout", "3s"};
         int k = 5;
         for (int j = 0; cmds[i][j]; j++) argv[k++] = cmds[i][j];
         argv[k] = NULL;
@@ -474,10 +323,8 @@ static void test_dead_port(void) {
 
 static void test_stop(void) {
     for (int i = 0; i < NODES; i++) {
-        if (pids[i] <= 0) continue;
-        kill(pids[i], SIGTERM);
-        CU_ASSERT_EQUAL(wait_exit(pids[i], 30000), 0);
-        pids[i] = 0;
+        if (!e2e_node_running(i)) continue;
+        CU_ASSERT_EQUAL(e2e_stop_node(i, SIGTERM, 30000), 0);
     }
     /* A stopped node is a dead port too. */
     CHECK_RC(CTL("health"), 1);
@@ -485,10 +332,6 @@ static void test_stop(void) {
 }
 
 int main(void) {
-    atexit(kill_children);
-    signal(SIGTERM, on_fatal_signal);
-    signal(SIGINT, on_fatal_signal);
-    hs_log_set_level(HS_LOG_ERROR);
     static const cu_test tests[] = {
         {"testnet with admin ports commits", test_testnet_up},
         {"status", test_status},
@@ -501,11 +344,5 @@ int main(void) {
         {"every command against a dead port", test_dead_port},
         {"clean stop", test_stop},
         {NULL, NULL}};
-    uint64_t t0 = cu_now_ms();
-    int rc = cu_run("ctl", tests);
-    kill_children();
-    fprintf(stderr, "e2e ctl: %.1f s\n", (double)(cu_now_ms() - t0) / 1000.0);
-    if (rc == 0 && dir[0]) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    else if (dir[0]) fprintf(stderr, "logs kept in %s\n", dir);
-    return rc;
+    return e2e_run_suite("ctl", "ctl", tests);
 }

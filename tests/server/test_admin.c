@@ -870,20 +870,30 @@ static void test_slow_subscriber_and_cap(void) {
     c.subscriber_queue = 8;
     c.max_subscribers = 2;
     admin_up_with(&c);
-    /* A subscriber that never reads, on a connection with a tiny flow-control window. */
-    cstream slow;
-    sub_open(&slow, true, NULL, 0, true, 0);
-    CU_ASSERT(CU_AWAIT(subscribers() == 1, TIMEOUT));
-    /* The cap: one more fits, the third is refused. */
-    cstream s2, s3;
+
+    /* The cap, first and on its own: two subscribers to an event type this cluster does not
+     * produce (so neither can be cut for a full queue meanwhile), and a third is refused. */
+    static const Hotstuff__V1__EventType rare[] = {
+        HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_UPDATE_VALIDATOR_SET};
+    cstream r1, r2, r3;
+    sub_open(&r1, false, rare, 1, false, 0);
+    sub_open(&r2, false, rare, 1, false, 0);
+    CU_ASSERT(CU_AWAIT(subscribers() == 2, TIMEOUT));
+    sub_open(&r3, false, rare, 1, false, 0);
+    CU_ASSERT_EQUAL(cs_finish(&r3, false), GRPC_STATUS_RESOURCE_EXHAUSTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r3.msg, "too many subscribers"));
+    CU_ASSERT_EQUAL(cs_finish(&r1, true), GRPC_STATUS_CANCELLED);
+    CU_ASSERT_EQUAL(cs_finish(&r2, true), GRPC_STATUS_CANCELLED);
+    CU_ASSERT(CU_AWAIT(subscribers() == 0, TIMEOUT));
+
+    /* A reading subscriber, then one that never reads, on a connection with a tiny
+     * flow-control window: the slow one is cut off; consensus and the other carry on. */
+    cstream slow, s2;
     static const Hotstuff__V1__EventType commit[] = {
         HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_COMMIT_BLOCK};
     sub_open(&s2, false, commit, 1, false, 0);
-    CU_ASSERT(CU_AWAIT(subscribers() == 2, TIMEOUT));
-    sub_open(&s3, false, commit, 1, false, 0);
-    CU_ASSERT_EQUAL(cs_finish(&s3, false), GRPC_STATUS_RESOURCE_EXHAUSTED);
-    CU_ASSERT_PTR_NOT_NULL(strstr(s3.msg, "too many subscribers"));
-    /* The slow one is cut off; consensus and the other subscriber carry on. */
+    CU_ASSERT(CU_AWAIT(subscribers() == 1, TIMEOUT));
+    sub_open(&slow, true, NULL, 0, true, 0);
     CU_ASSERT(CU_AWAIT(cut_count() == 1, TIMEOUT));
     int64_t h = committed_height(0);
     /* The status follows whatever the connection had buffered: read that first. */
