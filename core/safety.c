@@ -238,12 +238,23 @@ hs_status hs_safe_block(const hs_safety_ctx *c, const hs_block *b, bool *out) {
      * justify, which neither extends the lock nor has a higher view, so every locked replica
      * refuses the re-proposal and the phased chain can never restart (a permanent stall the
      * simulator found). A deliberate extension, see README. */
-    hs_pc lock = {0};
+    hs_pc lock = {0}, hp = {0};
     st = hs_bt_locked_pc(c->r, &lock);
-    if (st != HS_OK) return st;
-    bool is_locked_block = hash_eq(&lock.block, &b->hash);
+    if (st == HS_OK) st = hs_bt_highest_pc(c->r, &hp);
+    if (st != HS_OK) {
+        hs_pc_free(&lock);
+        return st;
+    }
+    /* Likewise a re-proposal of a block that our highest PC certifies in a phase of the phased
+     * chain at a higher view than the lock: that certificate outranks the lock (safe_pc's
+     * liveness clause), exactly as a Nudge carrying it would; only the consecutive-views rule
+     * of nudges, which guards commits, keeps the chain from continuing without re-proposal. */
+    bool lock_ok = hash_eq(&lock.block, &b->hash) ||
+                   (hash_eq(&hp.block, &b->hash) && hs_pc_is_nudge_justify(&hp) &&
+                    hp.view > lock.view);
     hs_pc_free(&lock);
-    return safe_pc_impl(c, &b->justify, is_locked_block, out);
+    hs_pc_free(&hp);
+    return safe_pc_impl(c, &b->justify, lock_ok, out);
 }
 
 hs_status hs_safe_nudge(const hs_safety_ctx *c, const hs_nudge *n, uint64_t cur_view, bool *out) {

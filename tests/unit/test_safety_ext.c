@@ -305,7 +305,48 @@ static void test_decide_pc_of_pending_block_uses_committed_set(void) {
     fx_close(&x);
 }
 
+/* (b') A re-proposal of a block that our highest PC certifies (Prepare) at a higher view than
+ * the lock respects the lock, though the block's old justify neither extends the lock nor
+ * outranks it (simulator seed 2313: replicas locked elsewhere refused every re-proposal of the
+ * certified block, and the phased chain never restarted). */
+static void test_reproposal_of_certified_block_respects_lock(void) {
+    fx x;
+    fx_open(&x);
+    apply(&x, &x.pc[1]); /* certifies A1 */
+    apply(&x, &x.pc[2]); /* certifies A2: lock := PC(A1, view 2) */
+    hs_pc lock = {0};
+    CU_ASSERT_FATAL(hs_bt_locked_pc(&x.r, &lock) == HS_OK);
+    CU_ASSERT(lock.view == 2 && memcmp(lock.block.b, x.a[1].hash.b, 32) == 0);
+    /* V hangs off A0 with PC(A0, view 1): refused by the lock. */
+    CU_ASSERT(!safe_block(&x, &x.v));
+    /* A Prepare PC for V at view 9 becomes our highest PC: V's re-proposal is now safe... */
+    hs_pc prepare;
+    make_pc(&prepare, 9, &x.v.hash, HS_PHASE_PREPARE);
+    apply(&x, &prepare);
+    CU_ASSERT(safe_block(&x, &x.v));
+    /* ...but not its uncertified sibling with the same justify. */
+    CU_ASSERT(!safe_block(&x, &x.f));
+    hs_pc_free(&prepare);
+    /* A certificate of a lower view than the lock does not count. */
+    fx y;
+    fx_open(&y);
+    apply(&y, &y.pc[1]);
+    apply(&y, &y.pc[2]);
+    hs_pc low;
+    make_pc(&low, 1, &y.v.hash, HS_PHASE_PREPARE);
+    hs_bt_update_result res = {0};
+    CU_ASSERT_FATAL(hs_bt_update(&y.kv, &low, &res) == HS_OK); /* not the highest PC: view 1 */
+    hs_bt_update_result_free(&res);
+    CU_ASSERT(!safe_block(&y, &y.v));
+    hs_pc_free(&low);
+    fx_close(&y);
+    hs_pc_free(&lock);
+    fx_close(&x);
+}
+
 static const cu_test tests[] = {
+    {"2b': the re-proposal of a block our highest PC certifies above the lock is safe",
+     test_reproposal_of_certified_block_respects_lock},
     {"2a: a block's height is its parent's + 1, never UINT64_MAX",
      test_block_height_must_follow_parent},
     {"2b: the re-proposal of the locked block respects the lock",
