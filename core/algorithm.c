@@ -13,10 +13,12 @@
 
 #include "algo.h"
 #include "bt.h"
+#include "env.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 
-static uint64_t real_wall_ms(void) {
+uint64_t hs_env_wall_ms(const hs_core_env *env) {
+    if (env->wall_clock_ms) return env->wall_clock_ms(env->clock_ctx);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
@@ -24,8 +26,7 @@ static uint64_t real_wall_ms(void) {
 
 void hs_core_emit(hs_core *c, hs_event *e) {
     if (!c->env.emit) return;
-    e->timestamp_ms =
-        c->env.wall_clock_ms ? c->env.wall_clock_ms(c->env.clock_ctx) : real_wall_ms();
+    e->timestamp_ms = hs_env_wall_ms(&c->env);
     c->env.emit(c->env.emit_ctx, e);
 }
 

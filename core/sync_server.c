@@ -5,8 +5,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "env.h"
 #include "hotstuff/block_tree.h"
 #include "hotstuff/core.h"
 #include "hotstuff/crypto.h"
@@ -20,13 +20,7 @@ struct hs_sync_server {
 
 static void emit(hs_sync_server *s, hs_event *e) {
     if (!s->env.emit) return;
-    if (s->env.wall_clock_ms) {
-        e->timestamp_ms = s->env.wall_clock_ms(s->env.clock_ctx);
-    } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        e->timestamp_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    }
+    e->timestamp_ms = hs_env_wall_ms(&s->env);
     s->env.emit(s->env.emit_ctx, e);
 }
 
