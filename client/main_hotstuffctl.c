@@ -285,6 +285,10 @@ static char *config_json(const testnet_opts *o, const hs_keypair *keys, uint64_t
     add_u64(cs, "epoch_length", k->epoch_length);
     add_u64(cs, "max_view_time_ms", k->max_view_time_ms);
     cJSON_AddBoolToObject(cs, "log_events", k->log_events);
+    cJSON_AddStringToObject(cs, "leader_selection",
+                            node_leader_selection_names[k->leader_selection]);
+    cJSON_AddStringToObject(cs, "vote_routing", node_vote_routing_names[k->vote_routing]);
+    cJSON_AddStringToObject(cs, "view_deadlines", node_view_deadlines_names[k->view_deadlines]);
     cJSON *li = cJSON_AddObjectToObject(c, "limits");
     add_u64(li, "transport_inbox_capacity", d.transport_inbox_capacity);
     add_u64(li, "transport_outbox_capacity", d.transport_outbox_capacity);

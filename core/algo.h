@@ -49,8 +49,14 @@ struct hs_core {
     /* HotStuff (spec §3) */
     uint64_t hs_view;
     hs_proposal_status proposal_status;
+    bool proposed_in_view; /* this replica sent its Proposal or Nudge for hs_view */
     hs_key first_proposer;
     hs_phase_collectors phase_collectors;
+    /* A Proposal or Nudge of the current view whose basis block is being fetched (hotstuff.c):
+     * handled again when a sync response has been applied. */
+    bool has_parked;
+    hs_key parked_origin;
+    hs_msg parked;
 
     /* Pacemaker (spec §4). Within an epoch, deadline(v) = epoch_base + T * (v - epoch_start + 1)
      * (spec §4.2), so the reference's map of deadlines is kept in closed form. */
@@ -58,6 +64,7 @@ struct hs_core {
     uint64_t pm_deadline;
     uint64_t epoch_start_view;
     uint64_t epoch_base;
+    uint32_t timeouts_in_row; /* views left by timeout since the last certificate moved us */
     hs_timeout_collectors timeout_collectors;
     bool has_last_advance_view;
     uint64_t last_advance_view;
@@ -93,16 +100,23 @@ hs_safety_ctx hs_core_safety(const hs_core *c);
  * with the returned VS updates, then the refreshed vss handed to the phase collectors. */
 hs_status hs_core_apply_update(hs_core *c, const hs_pc *justify, bool notify);
 bool hs_core_is_validator(const hs_core *c, const hs_key *k); /* spec §3.1 */
-bool hs_core_is_proposer(const hs_core *c, const hs_key *k, uint64_t view);
 const hs_key *hs_core_me(const hs_core *c);
 uint64_t hs_core_epoch(const hs_core *c, uint64_t view);  /* ceil(view / N), spec §1.4 */
 bool hs_core_is_epoch_change_view(const hs_core *c, uint64_t view);
+
+/* leader.c (spec §3.1, §4.3): basis = the certificate the view's Proposal or Nudge builds on */
+bool hs_leader_is_proposer(const hs_core *c, const hs_key *k, uint64_t view, const hs_pc *basis);
+hs_status hs_leader_new_view_recipients(const hs_core *c, uint64_t view, hs_key out[2],
+                                        uint32_t *n);
+hs_status hs_leader_vote_recipient(const hs_core *c, const hs_phase_vote *v, hs_key *out);
 
 /* hotstuff.c (spec §3) */
 hs_status hs_hotstuff_init(hs_core *c, uint64_t initial_view);
 void hs_hotstuff_free(hs_core *c);
 hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view);
 hs_status hs_hotstuff_on_message(hs_core *c, const hs_key *origin, const hs_msg *m);
+hs_status hs_hotstuff_retry_parked(hs_core *c);
+hs_status hs_hotstuff_on_highest_pc(hs_core *c); /* after an update raised highest_pc */
 
 /* pacemaker.c (spec §4) */
 hs_status hs_pacemaker_init(hs_core *c, uint64_t initial_view);
@@ -111,6 +125,8 @@ hs_status hs_pacemaker_tick(hs_core *c);
 hs_status hs_pacemaker_on_message(hs_core *c, const hs_key *origin, const hs_msg *m);
 hs_status hs_pacemaker_on_stale_timeout_vote(hs_core *c, const hs_key *origin,
                                              const hs_timeout_vote *tv);
+hs_status hs_pacemaker_on_stale_advance_view(hs_core *c, const hs_key *origin,
+                                             const hs_advance_view *av);
 
 /* sync_client.c (spec §5.2-5.4) */
 void hs_sync_client_init(hs_core *c);
@@ -119,5 +135,9 @@ hs_status hs_sync_client_on_advertise(hs_core *c, const hs_key *origin, const hs
 hs_status hs_sync_client_on_response(hs_core *c, const hs_key *origin,
                                      const hs_sync_response *resp);
 uint64_t hs_sync_client_deadline(const hs_core *c);
+/* `origin` sent a certificate for a block we lack, above our highest PC: fetch from it now.
+ * *started tells whether a sync began (or one is already running). */
+hs_status hs_sync_client_fetch(hs_core *c, const hs_key *origin, const hs_pc *pc, bool preempt,
+                               bool *started);
 
 #endif

@@ -78,18 +78,6 @@ bool hs_core_is_validator(const hs_core *c, const hs_key *k) {
            (!c->vss.update_decided && hs_vs_contains(&c->vss.previous, k));
 }
 
-static bool is_leader(const hs_validator_set *vs, uint64_t view, const hs_key *k) {
-    hs_key leader;
-    /* An empty or powerless set has no leader (spec §1.7): nobody proposes. */
-    if (hs_vs_leader(vs, view, &leader) != HS_OK) return false;
-    return memcmp(leader.b, k->b, HS_KEY_LEN) == 0;
-}
-
-bool hs_core_is_proposer(const hs_core *c, const hs_key *k, uint64_t view) {
-    return is_leader(&c->vss.committed, view, k) ||
-           (!c->vss.update_decided && is_leader(&c->vss.previous, view, k));
-}
-
 hs_status hs_core_apply_update(hs_core *c, const hs_pc *justify, bool notify) {
     hs_bt_update_result res = {0};
     hs_status st = hs_bt_update(&c->env.kv, justify, &res);
@@ -128,6 +116,7 @@ hs_status hs_core_apply_update(hs_core *c, const hs_pc *justify, bool notify) {
         c->env.net.update_validator_set(c->env.net.self, &res.vsu);
     st = hs_phase_collectors_update(&c->phase_collectors, &c->vss);
     if (st != HS_OK) st = hs_core_fail(c, st, "update collectors");
+    else if (res.highest_pc_updated) st = hs_hotstuff_on_highest_pc(c);
 out:
     hs_bt_update_result_free(&res);
     return st;
@@ -258,6 +247,7 @@ static hs_status intake(hs_core *c, const hs_key *origin, hs_msg *m) {
     hs_status st = HS_OK;
     if (m->type == HS_MSG_SYNC_RESPONSE) {
         st = hs_sync_client_on_response(c, origin, &m->u.sync_response);
+        if (st == HS_OK) st = hs_hotstuff_retry_parked(c);
         goto out;
     }
     if (m->type == HS_MSG_SYNC_REQUEST || m->type == HS_MSG_NONE) goto out; /* not ours */
@@ -291,6 +281,8 @@ static hs_status intake(hs_core *c, const hs_key *origin, hs_msg *m) {
     if (view == cur) st = dispatch(c, origin, m);
     else if (m->type == HS_MSG_TIMEOUT_VOTE) /* a laggard: see pacemaker.c */
         st = hs_pacemaker_on_stale_timeout_vote(c, origin, &m->u.timeout_vote);
+    else if (m->type == HS_MSG_ADVANCE_VIEW) /* we left its view first: see pacemaker.c */
+        st = hs_pacemaker_on_stale_advance_view(c, origin, &m->u.advance_view);
     /* Otherwise a past view's message is dropped. */
 out:
     hs_msg_free(m);

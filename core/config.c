@@ -67,6 +67,15 @@ static void set_defaults(hs_config *c) {
     c->inbox_capacity = DEFAULT_INBOX_CAPACITY;
     c->sync_request_queue_capacity = DEFAULT_SYNC_REQUEST_QUEUE_CAPACITY;
     c->limits = hs_limits_default();
+    c->leader_selection = HS_LEADER_ACTIVE;
+    c->vote_routing = HS_VOTES_TO_ALL;
+    c->view_deadlines = HS_DEADLINES_ENTRY;
+}
+
+void hs_config_reference_liveness(hs_config *c) {
+    c->leader_selection = HS_LEADER_ROUND_ROBIN;
+    c->vote_routing = HS_VOTES_TO_NEXT_LEADER;
+    c->view_deadlines = HS_DEADLINES_EPOCH;
 }
 
 hs_config_builder *hs_config_builder_new(void) {
@@ -128,6 +137,18 @@ void hs_config_builder_limits(hs_config_builder *b, const hs_limits *limits) {
     if (b && limits) b->c.limits = *limits;
 }
 
+void hs_config_builder_leader_selection(hs_config_builder *b, hs_leader_selection s) {
+    if (b) b->c.leader_selection = s;
+}
+
+void hs_config_builder_vote_routing(hs_config_builder *b, hs_vote_routing r) {
+    if (b) b->c.vote_routing = r;
+}
+
+void hs_config_builder_view_deadlines(hs_config_builder *b, hs_view_deadlines d) {
+    if (b) b->c.view_deadlines = d;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 
 static hs_status fail(char *err, size_t errlen, const char *fmt, ...)
@@ -180,6 +201,12 @@ hs_status hs_config_validate(const hs_config *c, char *err, size_t errlen) {
     if (c->inbox_capacity < 1) return BAD("inbox_capacity", "must be >= 1");
     if (c->sync_request_queue_capacity < 1)
         return BAD("sync_request_queue_capacity", "must be >= 1");
+    if (c->leader_selection != HS_LEADER_ROUND_ROBIN && c->leader_selection != HS_LEADER_ACTIVE)
+        return BAD("leader_selection", "unknown value");
+    if (c->vote_routing != HS_VOTES_TO_NEXT_LEADER && c->vote_routing != HS_VOTES_TO_ALL)
+        return BAD("vote_routing", "unknown value");
+    if (c->view_deadlines != HS_DEADLINES_EPOCH && c->view_deadlines != HS_DEADLINES_ENTRY)
+        return BAD("view_deadlines", "unknown value");
 
     const hs_limits *l = &c->limits;
     if (l->max_validators < 1) return BAD("limits.max_validators", "must be >= 1");
@@ -228,5 +255,6 @@ hs_config hs_config_test_values(const hs_keypair *me) {
     c.max_view_time_ms = 2000;
     c.log_events = false;
     set_defaults(&c);
+    hs_config_reference_liveness(&c);
     return c;
 }

@@ -21,7 +21,11 @@ hs_status hs_hotstuff_init(hs_core *c, uint64_t initial_view) {
     return hs_phase_collectors_init(&c->phase_collectors, c->cfg.chain_id, initial_view, &c->vss);
 }
 
-void hs_hotstuff_free(hs_core *c) { hs_phase_collectors_free(&c->phase_collectors); }
+void hs_hotstuff_free(hs_core *c) {
+    hs_phase_collectors_free(&c->phase_collectors);
+    if (c->has_parked) hs_msg_free(&c->parked);
+    c->has_parked = false;
+}
 
 /* spec §3.1 is_phase_voter */
 static bool is_phase_voter(const hs_core *c, const hs_pc *justify) {
@@ -29,14 +33,6 @@ static bool is_phase_voter(const hs_core *c, const hs_pc *justify) {
     if (c->vss.update_decided || justify->phase == HS_PHASE_COMMIT)
         return hs_vs_contains(&c->vss.committed, me);
     return hs_vs_contains(&c->vss.previous, me);
-}
-
-/* spec §3.1 phase_vote_recipient */
-static hs_status phase_vote_recipient(const hs_core *c, const hs_phase_vote *v, hs_key *out) {
-    const hs_validator_set *vs = (c->vss.update_decided || v->phase == HS_PHASE_DECIDE)
-                                     ? &c->vss.committed
-                                     : &c->vss.previous;
-    return hs_vs_leader(vs, v->view + 1, out);
 }
 
 static hs_status persist_entered_view(hs_core *c, uint64_t view) {
@@ -117,6 +113,8 @@ static hs_status propose_new_block(hs_core *c, uint64_t view) {
     return HS_OK;
 }
 
+static hs_status propose_if_leader(hs_core *c, uint64_t view);
+
 /* spec §3.6 */
 hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view) {
     uint64_t old = c->hs_view;
@@ -127,11 +125,11 @@ hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view) {
     nv.u.new_view.chain_id = c->cfg.chain_id;
     nv.u.new_view.view = old;
     nv.u.new_view.highest_pc = c->highest_pc; /* borrowed: not freed below */
-    hs_key to;
-    if (hs_vs_leader(&c->vss.committed, old + 1, &to) == HS_OK)
-        c->env.net.send(c->env.net.self, &to, &nv);
-    if (!c->vss.update_decided && hs_vs_leader(&c->vss.previous, old + 1, &to) == HS_OK)
-        c->env.net.send(c->env.net.self, &to, &nv);
+    hs_key to[2];
+    uint32_t n_to = 0;
+    hs_status st = hs_leader_new_view_recipients(c, old + 1, to, &n_to);
+    if (st != HS_OK) return hs_core_fail(c, st, "new view recipients");
+    for (uint32_t i = 0; i < n_to; i++) c->env.net.send(c->env.net.self, &to[i], &nv);
     hs_event e = {.type = HS_EV_NEW_VIEW};
     e.u.new_view.new_view = nv.u.new_view;
     hs_core_emit(c, &e);
@@ -140,7 +138,7 @@ hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view) {
     c->hs_view = view;
     c->proposal_status = HS_PS_WAITING;
     hs_phase_collectors_free(&c->phase_collectors);
-    hs_status st = hs_phase_collectors_init(&c->phase_collectors, c->cfg.chain_id, view, &c->vss);
+    st = hs_phase_collectors_init(&c->phase_collectors, c->cfg.chain_id, view, &c->vss);
     if (st != HS_OK) return hs_core_fail(c, st, "phase collectors");
 
     /* 3. */
@@ -151,7 +149,16 @@ hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view) {
     hs_core_emit(c, &e);
 
     /* 4. */
-    if (!hs_core_is_proposer(c, hs_core_me(c), view)) return HS_OK;
+    c->proposed_in_view = false;
+    return propose_if_leader(c, view);
+}
+
+/* spec §3.6 step 4. Whether this replica proposes is asked of the message it would send: its
+ * basis is the re-proposed block's own justify, or the highest PC (leader.c). Under the
+ * reference's round robin the basis is ignored, so the order of these steps does not matter. */
+static hs_status propose_if_leader(hs_core *c, uint64_t view) {
+    hs_event e;
+    hs_status st;
     bool has = false;
     hs_hash rp;
     st = hs_repropose_block(&c->rd, view, &has, &rp);
@@ -163,6 +170,11 @@ hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view) {
         st = hs_bt_block(&c->rd, &rp, &m.u.proposal.block);
         if (st != HS_OK)
             return hs_core_fail(c, st == HS_NOT_FOUND ? HS_ERR_CORRUPT : st, "re-proposed block");
+        if (!hs_leader_is_proposer(c, hs_core_me(c), view, &m.u.proposal.block.justify)) {
+            hs_msg_free(&m);
+            return HS_OK;
+        }
+        c->proposed_in_view = true;
         c->env.net.broadcast(c->env.net.self, &m);
         e = (hs_event){.type = HS_EV_PROPOSE};
         e.u.propose.proposal = m.u.proposal;
@@ -170,6 +182,8 @@ hs_status hs_hotstuff_enter_view(hs_core *c, uint64_t view) {
         hs_msg_free(&m);
         return HS_OK;
     }
+    if (!hs_leader_is_proposer(c, hs_core_me(c), view, &c->highest_pc)) return HS_OK;
+    c->proposed_in_view = true;
     if (hs_pc_is_block_justify(&c->highest_pc)) return propose_new_block(c, view);
 
     hs_msg m = {.type = HS_MSG_NUDGE};
@@ -205,12 +219,20 @@ static hs_status vote(hs_core *c, const hs_hash *block, hs_phase phase) {
     hs_phase_vote_bytes(v->chain_id, v->view, &v->block, v->phase, bytes);
     hs_sign(&c->cfg.me, bytes, sizeof bytes, &v->sig);
 
+    /* Votes go to the next leader (spec §3.1), or to everyone (HS_VOTES_TO_ALL), so that every
+     * replica collects the PC itself and no single next leader's crash loses it. */
+    bool to_all = c->cfg.vote_routing == HS_VOTES_TO_ALL;
     hs_key to;
-    if (phase_vote_recipient(c, v, &to) != HS_OK) return HS_OK; /* no leader: nobody to tell */
+    if (!to_all) {
+        hs_status st = hs_leader_vote_recipient(c, v, &to);
+        if (st == HS_ERR_STATE) return HS_OK; /* no leader: nobody to tell */
+        if (st != HS_OK) return hs_core_fail(c, st, "phase vote recipient");
+    }
     /* Persist first (see the file comment): never two votes in one view, even across a crash. */
     hs_status st = hs_bt_set_highest_view_phase_voted(&c->env.kv, v->view);
     if (st != HS_OK) return hs_core_fail(c, st, "persist highest view phase voted");
-    c->env.net.send(c->env.net.self, &to, &m);
+    if (to_all) c->env.net.broadcast(c->env.net.self, &m);
+    else c->env.net.send(c->env.net.self, &to, &m);
     hs_event e = {.type = HS_EV_PHASE_VOTE};
     e.u.phase_vote.vote = *v;
     hs_core_emit(c, &e);
@@ -376,18 +398,70 @@ static hs_status on_new_view(hs_core *c, const hs_key *origin, const hs_new_view
     return hs_core_apply_update(c, &nv->highest_pc, true);
 }
 
+/* The basis of a Proposal or Nudge of the current view certifies a block we lack: fetch it
+ * from the sender (sync_client.c) and keep the message, so that it can still be voted for in
+ * this view once the block is in. One message is kept; a newer one replaces it. */
+static hs_status park_if_missing(hs_core *c, const hs_key *origin, const hs_msg *m,
+                                 const hs_pc *basis, bool *parked) {
+    *parked = false;
+    if (hs_pc_is_genesis(basis) || !hs_core_is_validator(c, origin)) return HS_OK;
+    bool known = true;
+    hs_status st = hs_bt_contains(&c->rd, &basis->block, &known);
+    if (st != HS_OK) return hs_core_fail(c, st, "read block");
+    if (known) return HS_OK;
+    bool started = false;
+    st = hs_sync_client_fetch(c, origin, basis, true, &started);
+    if (st != HS_OK || !started) return st;
+    hs_msg copy = {0};
+    if (hs_msg_copy(&copy, m) != HS_OK) return HS_OK; /* out of memory: the view may fail */
+    if (c->has_parked) hs_msg_free(&c->parked);
+    c->parked = copy;
+    c->parked_origin = *origin;
+    c->has_parked = true;
+    *parked = true;
+    return HS_OK;
+}
+
+/* Under active leader selection the leader of the current view v depends on the PC it builds
+ * on. A replica that entered v without PC(v - 1) (its view timed out just before the PC
+ * formed) took another for the leader, and the leader the PC names may be itself: when that
+ * PC arrives, late, it proposes then. Only for PC(v - 1), the basis every replica that holds
+ * it agrees on, and at most once per view. */
+hs_status hs_hotstuff_on_highest_pc(hs_core *c) {
+    if (c->cfg.leader_selection != HS_LEADER_ACTIVE || c->proposed_in_view) return HS_OK;
+    if (c->hs_view != c->pm_view || c->highest_pc.view + 1 != c->hs_view) return HS_OK;
+    return propose_if_leader(c, c->hs_view);
+}
+
+hs_status hs_hotstuff_retry_parked(hs_core *c) {
+    if (!c->has_parked) return HS_OK;
+    hs_msg m = c->parked;
+    hs_key origin = c->parked_origin;
+    c->has_parked = false;
+    uint64_t view = 0;
+    hs_status st = HS_OK;
+    if (hs_msg_view(&m, &view) && view == c->hs_view) st = hs_hotstuff_on_message(c, &origin, &m);
+    hs_msg_free(&m);
+    return st;
+}
+
 /* spec §3.7 dispatch. */
 hs_status hs_hotstuff_on_message(hs_core *c, const hs_key *origin, const hs_msg *m) {
     switch (m->type) {
     case HS_MSG_PROPOSAL:
     case HS_MSG_NUDGE: {
-        if (!hs_core_is_proposer(c, origin, c->hs_view)) return HS_OK;
+        const hs_pc *basis =
+            m->type == HS_MSG_PROPOSAL ? &m->u.proposal.block.justify : &m->u.nudge.justify;
+        bool parked = false;
+        hs_status st = park_if_missing(c, origin, m, basis, &parked);
+        if (st != HS_OK || parked) return st;
+        if (!hs_leader_is_proposer(c, origin, c->hs_view, basis)) return HS_OK;
         if (c->proposal_status == HS_PS_ALL_LEADERS_PROPOSED) return HS_OK;
         if (c->proposal_status == HS_PS_ONE_LEADER_PROPOSED &&
             memcmp(c->first_proposer.b, origin->b, HS_KEY_LEN) == 0)
             return HS_OK;
-        hs_status st = m->type == HS_MSG_PROPOSAL ? on_proposal(c, origin, &m->u.proposal)
-                                                  : on_nudge(c, origin, &m->u.nudge);
+        st = m->type == HS_MSG_PROPOSAL ? on_proposal(c, origin, &m->u.proposal)
+                                        : on_nudge(c, origin, &m->u.nudge);
         advance_status(c, origin);
         return st;
     }

@@ -1,8 +1,15 @@
-/* core/pacemaker.c - view synchronisation (spec §4): per-epoch deadlines, timeout votes and
+/* core/pacemaker.c - view synchronisation (spec §4): view deadlines, timeout votes and
  * certificates in epoch-change views, and AdvanceView.
  *
- * Deadlines use millisecond precision for max_view_time (the reference truncates it to whole
- * seconds when laying out an epoch, spec §14.12; identical for whole-second values).
+ * Deadlines (HS_DEADLINES_EPOCH, spec §4.2) are laid out per epoch from the epoch's start, in
+ * milliseconds (the reference truncates max_view_time to whole seconds, §14.12). On a chain
+ * that runs ahead of its deadlines a crashed leader's view then waits until its pre-computed
+ * deadline, up to epoch_length x max_view_time away. HS_DEADLINES_ENTRY (the default) gives
+ * each view max_view_time from the moment it is entered, so a failed view costs one
+ * max_view_time; after a whole rotation of failed views in a row (as many as there are
+ * validators, which no set of crashed leaders can cause once skipped, see leader.c) each
+ * further one doubles it, up to BACKOFF_MAX_SHIFT doublings: if every leader fails, the view
+ * time is what is too short. Any certificate that moves the view resets the count.
  */
 #include <assert.h>
 #include <string.h>
@@ -29,6 +36,17 @@ static uint64_t epoch_deadline(const hs_core *c, uint64_t view) {
                    sat_mul(c->cfg.max_view_time_ms, view - c->epoch_start_view + 1));
 }
 
+#define BACKOFF_MAX_SHIFT 3
+
+/* The time a view entered now gets under HS_DEADLINES_ENTRY. */
+static uint64_t entry_view_time(const hs_core *c) {
+    uint32_t rotation = c->vss.committed.n ? c->vss.committed.n : 1;
+    uint32_t shift = 0;
+    if (c->timeouts_in_row > rotation) shift = c->timeouts_in_row - rotation;
+    if (shift > BACKOFF_MAX_SHIFT) shift = BACKOFF_MAX_SHIFT;
+    return c->cfg.max_view_time_ms << shift;
+}
+
 hs_status hs_pacemaker_init(hs_core *c, uint64_t initial_view) {
     c->pm_view = initial_view;
     lay_out_epoch(c, initial_view);
@@ -40,12 +58,22 @@ hs_status hs_pacemaker_init(hs_core *c, uint64_t initial_view) {
 
 void hs_pacemaker_free(hs_core *c) { hs_timeout_collectors_free(&c->timeout_collectors); }
 
-/* spec §4.7 */
-static hs_status update_view(hs_core *c, uint64_t next) {
+/* spec §4.7. by_timeout: the current view timed out (otherwise a certificate moved us). */
+static hs_status update_view(hs_core *c, uint64_t next, bool by_timeout) {
     assert(next > c->pm_view);
-    if (hs_core_epoch(c, c->pm_view) != hs_core_epoch(c, next)) lay_out_epoch(c, next);
-    c->pm_view = next;
-    c->pm_deadline = epoch_deadline(c, next);
+    if (by_timeout) {
+        if (c->timeouts_in_row < UINT32_MAX) c->timeouts_in_row++;
+    } else {
+        c->timeouts_in_row = 0;
+    }
+    if (c->cfg.view_deadlines == HS_DEADLINES_ENTRY) {
+        c->pm_view = next;
+        c->pm_deadline = sat_add(c->now, entry_view_time(c));
+    } else {
+        if (hs_core_epoch(c, c->pm_view) != hs_core_epoch(c, next)) lay_out_epoch(c, next);
+        c->pm_view = next;
+        c->pm_deadline = epoch_deadline(c, next);
+    }
     hs_timeout_collectors_free(&c->timeout_collectors);
     hs_status st =
         hs_timeout_collectors_init(&c->timeout_collectors, c->cfg.chain_id, next, &c->vss);
@@ -97,7 +125,7 @@ hs_status hs_pacemaker_tick(hs_core *c) {
         hs_core_emit(c, &e);
         /* The last view, UINT64_MAX, has no successor: it parks like an epoch-change view. */
         if (!hs_core_is_epoch_change_view(c, cur) && cur < UINT64_MAX - 1)
-            return update_view(c, cur + 1);
+            return update_view(c, cur + 1, true);
 
         if (hs_core_is_validator(c, hs_core_me(c))) {
             hs_msg m = {.type = HS_MSG_TIMEOUT_VOTE};
@@ -177,9 +205,26 @@ static hs_status on_timeout_vote(hs_core *c, const hs_key *origin, const hs_time
         if (st != HS_OK) return st;
         /* spec §14.10: store it, but move only forward. */
         if (tv->highest_tc.view < UINT64_MAX - 1 && tv->highest_tc.view + 1 > c->pm_view)
-            return update_view(c, tv->highest_tc.view + 1);
+            return update_view(c, tv->highest_tc.view + 1, false);
     }
     return HS_OK;
+}
+
+/* Under active leader selection the proposer of a view depends on the PC it builds on
+ * (leader.c), so a replica moved by an AdvanceView's PC must hold that PC too, or it would not
+ * know who leads and could propose itself on an older one. The reference leaves the PC to
+ * HotStuff (spec §4.6); applying a correct one through safe_pc is what a NewView carrying it
+ * does (spec §3.11). A PC for a block we lack is fetched from the sender. `pc` is correct. */
+static hs_status apply_certified_pc(hs_core *c, const hs_key *origin, const hs_pc *pc) {
+    if (c->cfg.leader_selection != HS_LEADER_ACTIVE || pc->view <= c->highest_pc.view)
+        return HS_OK;
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool safe = false;
+    hs_status st = hs_safe_pc(&sc, pc, &safe);
+    if (st != HS_OK) return hs_core_fail(c, st, "check advance view pc");
+    if (safe) return hs_core_apply_update(c, pc, true);
+    bool started = false;
+    return hs_sync_client_fetch(c, origin, pc, false, &started);
 }
 
 /* spec §4.6 */
@@ -209,11 +254,15 @@ static hs_status on_advance_view(hs_core *c, const hs_key *origin, const hs_adva
         st = store_highest_tc(c, &av->tc);
         if (st != HS_OK) return st;
     }
+    if (!av->is_tc) {
+        st = apply_certified_pc(c, origin, &av->pc);
+        if (st != HS_OK) return st;
+    }
     if (may_advertise(c)) broadcast_advance_view(c, av);
     /* Delivered only when view >= the current view (spec §3.14), so this moves forward. Views
      * stop at UINT64_MAX - 1, so that a view always has a successor to time out into. */
     if (view >= UINT64_MAX - 1 || view + 1 <= c->pm_view) return HS_OK;
-    return update_view(c, view + 1);
+    return update_view(c, view + 1, false);
 }
 
 /* A TimeoutVote from a view below ours: its sender is parked in an epoch-change view we have
@@ -249,6 +298,20 @@ hs_status hs_pacemaker_on_stale_timeout_vote(hs_core *c, const hs_key *origin,
         c->env.net.send(c->env.net.self, origin, &m);
     }
     return HS_OK;
+}
+
+/* An AdvanceView of a view below ours: it cannot move us, but its PC may be one we lack.
+ * A replica whose view timed out just before the PC of that view formed enters the next view
+ * without it, and then disagrees with the others on who leads (leader.c). */
+hs_status hs_pacemaker_on_stale_advance_view(hs_core *c, const hs_key *origin,
+                                             const hs_advance_view *av) {
+    if (av->is_tc || c->cfg.leader_selection != HS_LEADER_ACTIVE) return HS_OK;
+    if (av->pc.view <= c->highest_pc.view || !hs_core_is_validator(c, origin)) return HS_OK;
+    hs_safety_ctx sc = hs_core_safety(c);
+    bool ok = false;
+    hs_status st = hs_pc_is_correct(&sc, &av->pc, &ok);
+    if (st != HS_OK) return hs_core_fail(c, st, "check advance view pc");
+    return ok ? apply_certified_pc(c, origin, &av->pc) : HS_OK;
 }
 
 hs_status hs_pacemaker_on_message(hs_core *c, const hs_key *origin, const hs_msg *m) {

@@ -199,6 +199,44 @@ static hs_status sync_now(hs_core *c) {
     return start_sync(c, &peer);
 }
 
+/* A Proposal's basis, or an AdvanceView's PC, certifies a block this replica does not hold:
+ * it missed the block's proposal (lost, or overtaken by the certificate on a faster path, after
+ * which the proposal's view is past and its proposal dropped). Without the block it cannot
+ * vote in this view, and while it waits for an advertisement or the no-progress timeout every
+ * view that needs its vote fails. The sender holds the block (it built on it, or applied the
+ * PC), so ask it at once; the usual checks apply to everything it returns. A proposer holds
+ * the block it builds on; an AdvanceView's sender may only have relayed the PC, so only a
+ * proposer preempts. */
+hs_status hs_sync_client_fetch(hs_core *c, const hs_key *origin, const hs_pc *pc, bool preempt,
+                               bool *started) {
+    *started = false;
+    if (hs_pc_is_genesis(pc) || pc->view <= c->highest_pc.view) return HS_OK;
+    if (memcmp(origin->b, hs_core_me(c)->b, HS_KEY_LEN) == 0 || is_blacklisted(c, origin))
+        return HS_OK;
+    bool same_peer = c->syncing && memcmp(c->sync_peer.b, origin->b, HS_KEY_LEN) == 0;
+    /* A sync already running goes on, unless a proposer asks to be fetched from while the
+     * running one has brought nothing yet: its peer may be the one that crashed. */
+    if (c->syncing && (same_peer || !preempt || c->sync_synced > 0)) {
+        *started = true;
+        return HS_OK;
+    }
+    bool known = true, ok = false;
+    hs_status st = hs_bt_contains(&c->rd, &pc->block, &known);
+    if (st != HS_OK) return hs_core_fail(c, st, "read block");
+    if (known) return HS_OK;
+    st = is_sync_server_address(c, origin, &ok);
+    if (st != HS_OK || !ok) return st;
+    hs_safety_ctx sc = hs_core_safety(c);
+    st = hs_pc_is_correct(&sc, pc, &ok);
+    if (st != HS_OK) return hs_core_fail(c, st, "check certificate to fetch");
+    if (!ok) return HS_OK;
+    if (c->syncing) end_sync(c); /* preempted: not blacklisted, it may just be slow */
+    int i = find_server(c, origin);
+    hs_sync_server_entry peer = {.key = *origin, .height = i >= 0 ? c->servers[i].height : 0};
+    *started = true;
+    return start_sync(c, &peer);
+}
+
 hs_status hs_sync_client_tick(hs_core *c) {
     /* Expired entries leave from the front (spec §14.5: only those whose time has come). */
     uint32_t drop = 0;

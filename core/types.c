@@ -375,6 +375,52 @@ hs_status hs_vs_leader(const hs_validator_set *vs, uint64_t view, hs_key *out) {
     return HS_ERR_STATE; /* unreachable: idx < P <= Σ power */
 }
 
+/* The first slot at or after idx = view mod P, cyclically, whose validator is marked in
+ * `active`. A validator's next slot at or after idx lies in the round t0 that holds idx (if
+ * its position there is at or after idx's), else in round t0 + 1 (if its power reaches it),
+ * else in round 1 of the next cycle, where every validator with power has its key-order rank.
+ * One pass computes each marked validator's distance: O(n log pmax) in all. */
+hs_status hs_vs_leader_among(const hs_validator_set *vs, uint64_t view, const bool *active,
+                             uint32_t *pos) {
+    uint64_t pmax = 0;
+    for (uint32_t k = 0; k < vs->n; k++)
+        if (vs->v[k].power > pmax) pmax = vs->v[k].power;
+    uint64_t p = (uint64_t)hs_vs_total_power(vs);
+    if (p == 0) return HS_ERR_STATE;
+    uint64_t idx = view % p;
+    uint64_t lo = 1, hi = pmax;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (slots_through_round(vs, mid) > idx) hi = mid;
+        else lo = mid + 1;
+    }
+    const uint64_t t0 = lo;
+    const hs_u128 start0 = slots_through_round(vs, t0 - 1), start1 = slots_through_round(vs, t0);
+    const hs_u128 j0 = idx - start0;
+    hs_u128 best = 0;
+    bool found = false;
+    uint64_t rank0 = 0, rank1 = 0, rank_all = 0; /* positions in rounds t0, t0 + 1 and 1 */
+    for (uint32_t k = 0; k < vs->n; k++) {
+        uint64_t pw = vs->v[k].power;
+        if (pw == 0) continue; /* no slot at all */
+        if (active[k]) {
+            hs_u128 d;
+            if (pw >= t0 && rank0 >= j0) d = rank0 - j0;
+            else if (pw > t0) d = start1 + rank1 - idx;
+            else d = (hs_u128)p - idx + rank_all;
+            if (!found || d < best) {
+                best = d;
+                *pos = k;
+                found = true;
+            }
+        }
+        if (pw >= t0) rank0++;
+        if (pw > t0) rank1++;
+        rank_all++;
+    }
+    return found ? HS_OK : HS_ERR_STATE;
+}
+
 /* ---- app state updates (spec §2.7) ---- */
 
 /* Binary search over sorted byte strings: index, or -(insertion point) - 1. */

@@ -508,6 +508,45 @@ static hs_status packer_fill_or_wait(packer *p, mempool *pool) {
     }
 }
 
+/* Bound on the walk below: a pipeline deeper than this is not idle anyway. */
+#define PIPELINE_WALK_MAX 16
+
+/* Whether a block between `parent` and the highest committed block (the pipeline) carries
+ * transactions. Those commit only once blocks are built on top of them, so the wait for
+ * transactions that keeps an idle chain quiet must not delay them: without this, each of the
+ * three blocks needed to commit a lone transaction waited empty_block_wait_ms first. */
+static hs_status pipeline_has_transactions(const hs_kv_reader *r, const hs_hash *parent,
+                                           bool *out) {
+    *out = false;
+    uint64_t committed = 0;
+    hs_status st = hs_bt_highest_committed_height(r, &committed);
+    bool any_committed = st == HS_OK;
+    if (st != HS_OK && st != HS_NOT_FOUND) return st;
+    hs_hash h = *parent;
+    for (int i = 0; i < PIPELINE_WALK_MAX; i++) {
+        uint64_t height = 0;
+        st = hs_bt_block_height(r, &h, &height);
+        if (st != HS_OK) return st;
+        if (any_committed && height <= committed) return HS_OK;
+        uint32_t n = 0;
+        st = hs_bt_block_data_len(r, &h, &n);
+        if (st != HS_OK) return st;
+        if (n > 0) {
+            *out = true;
+            return HS_OK;
+        }
+        hs_pc j = {0};
+        st = hs_bt_block_justify(r, &h, &j);
+        if (st != HS_OK) return st;
+        bool genesis = hs_pc_is_genesis(&j);
+        h = j.block;
+        hs_pc_free(&j);
+        if (genesis) return HS_OK;
+    }
+    *out = true; /* a long uncommitted pipeline: propose at once */
+    return HS_OK;
+}
+
 static hs_status produce(void *self, const hs_produce_block_request *req,
                          hs_produce_block_response *resp) {
     kvapp *a = self;
@@ -521,7 +560,13 @@ static hs_status produce(void *self, const hs_produce_block_request *req,
     memset(&p, 0, sizeof p);
     p.a = a;
     p.view = req->tree;
-    hs_status st = packer_fill_or_wait(&p, a->pool);
+    bool busy = false;
+    if (req->has_parent) {
+        hs_status st = pipeline_has_transactions(hs_app_view_reader(req->tree), &req->parent,
+                                                 &busy);
+        if (st != HS_OK) return st;
+    }
+    hs_status st = busy ? packer_fill(&p, a->pool) : packer_fill_or_wait(&p, a->pool);
     for (size_t i = 0; i < p.n_evict; i++) mempool_remove(a->pool, &p.evict[i]);
     free(p.evict);
     hs_vs_free(&p.vs);

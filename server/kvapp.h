@@ -47,7 +47,8 @@ typedef struct kvapp_config {
     uint32_t max_validators;    /* size of the validator set, and updates per transaction */
     /* How long produce_block waits for a transaction before proposing an empty block. Keeps
      * an idle chain from committing empty blocks as fast as the network allows; must stay
-     * well inside max_view_time (spec §7's timing rule). 0 = never wait. */
+     * well inside max_view_time (spec §7's timing rule). 0 = never wait. No wait while an
+     * uncommitted ancestor carries transactions: they commit only once blocks follow. */
     uint64_t empty_block_wait_ms;
 } kvapp_config;
 

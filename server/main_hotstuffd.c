@@ -398,10 +398,13 @@ static void log_identity(const node_config *c) {
     bool validator = hs_vs_contains(&c->genesis.validators, &c->key.public_key);
     hs_log(HS_LOG_INFO, MODULE,
            "starting key=%s chain_id=%llu genesis_validators=%u role_at_genesis=%s "
-           "max_view_time_ms=%llu",
+           "max_view_time_ms=%llu leader_selection=%s vote_routing=%s view_deadlines=%s",
            key, (unsigned long long)c->genesis.chain_id, c->genesis.validators.n,
            validator ? "validator" : "listener",
-           (unsigned long long)c->consensus.max_view_time_ms);
+           (unsigned long long)c->consensus.max_view_time_ms,
+           node_leader_selection_names[c->consensus.leader_selection],
+           node_vote_routing_names[c->consensus.vote_routing],
+           node_view_deadlines_names[c->consensus.view_deadlines]);
 }
 
 /* ---- running and stopping ---- */

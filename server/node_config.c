@@ -283,6 +283,26 @@ static hs_status get_string(const jctx *c, const cJSON *obj, const char *path, c
     return HS_OK;
 }
 
+/* An optional string member naming one of `names` (NULL-terminated); *out = its index. */
+static hs_status opt_choice(const jctx *c, const cJSON *obj, const char *path, const char *name,
+                            const char *const *names, int *out) {
+    const char *v = NULL;
+    hs_status st = get_string(c, obj, path, name, false, &v);
+    if (st != HS_OK || !v) return st;
+    char allowed[256] = "";
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return HS_OK;
+        }
+        size_t l = strlen(allowed);
+        snprintf(allowed + l, sizeof allowed - l, "%s\"%s\"", i ? " or " : "", names[i]);
+    }
+    char field[256];
+    member_path(field, sizeof field, path, name);
+    return bad(c, field, "is \"%s\" but must be %s", v, allowed);
+}
+
 static hs_status opt_object(const jctx *c, const cJSON *obj, const char *name,
                             const cJSON **out) {
     const cJSON *m = member(obj, name);
@@ -593,7 +613,12 @@ static const char *const consensus_fields[] = {
     "block_sync_request_limit", "block_sync_server_advertise_time_ms",
     "block_sync_response_timeout_ms", "block_sync_blacklist_expiry_time_ms",
     "block_sync_trigger_min_view_difference", "block_sync_trigger_timeout_ms",
-    "progress_msg_buffer_capacity", "epoch_length", "max_view_time_ms", "log_events", NULL};
+    "progress_msg_buffer_capacity", "epoch_length", "max_view_time_ms", "log_events",
+    "leader_selection", "vote_routing", "view_deadlines", NULL};
+/* The liveness choices (docs/liveness.md), indexed by their hs_config enum values. */
+const char *const node_leader_selection_names[] = {"round_robin", "active", NULL};
+const char *const node_vote_routing_names[] = {"next_leader", "all", NULL};
+const char *const node_view_deadlines_names[] = {"epoch", "entry", NULL};
 static const char *const limits_fields[] = {
     "max_message_bytes", "transport_inbox_capacity", "transport_outbox_capacity",
     "replica_inbox_capacity", "event_queue_capacity", "sync_request_queue_capacity",
@@ -639,6 +664,9 @@ void node_config_defaults(node_config *c) {
     k->epoch_length = DEF_EPOCH_LENGTH;
     k->max_view_time_ms = DEF_MAX_VIEW_MS;
     k->log_events = false;
+    k->leader_selection = HS_LEADER_ACTIVE;
+    k->vote_routing = HS_VOTES_TO_ALL;
+    k->view_deadlines = HS_DEADLINES_ENTRY;
     k->inbox_capacity = DEF_REPLICA_INBOX;
     k->event_queue_capacity = DEF_EVENT_QUEUE;
     k->sync_request_queue_capacity = DEF_SYNC_QUEUE;
@@ -740,6 +768,15 @@ static hs_status config_consensus(const jctx *c, const cJSON *doc, hs_config *k)
     if (st == HS_OK)
         st = opt_u64(c, o, p, "max_view_time_ms", 1, ONE_DAY_MS, &k->max_view_time_ms);
     if (st == HS_OK) st = opt_bool(c, o, p, "log_events", &k->log_events);
+    int v = (int)k->leader_selection;
+    if (st == HS_OK) st = opt_choice(c, o, p, "leader_selection", node_leader_selection_names, &v);
+    k->leader_selection = (hs_leader_selection)v;
+    v = (int)k->vote_routing;
+    if (st == HS_OK) st = opt_choice(c, o, p, "vote_routing", node_vote_routing_names, &v);
+    k->vote_routing = (hs_vote_routing)v;
+    v = (int)k->view_deadlines;
+    if (st == HS_OK) st = opt_choice(c, o, p, "view_deadlines", node_view_deadlines_names, &v);
+    k->view_deadlines = (hs_view_deadlines)v;
     return st;
 }
 

@@ -105,4 +105,9 @@ bool node_parse_key(const char *text, hs_key *out);
 bool node_parse_address(const char *text, bool allow_port0);
 hs_log_level node_log_level_default(void);
 
+/* config.json names of the liveness choices, indexed by their hs_config enum values. */
+extern const char *const node_leader_selection_names[];
+extern const char *const node_vote_routing_names[];
+extern const char *const node_view_deadlines_names[];
+
 #endif

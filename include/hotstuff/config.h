@@ -9,6 +9,24 @@
 
 #include "hotstuff/types.h"
 
+/* Liveness choices where this port departs from HotStuff-rs v0.4 (docs/liveness.md). The
+ * zero value of each is the reference behaviour; the builder's defaults are the robust ones. */
+typedef enum hs_leader_selection {
+    HS_LEADER_ROUND_ROBIN = 0, /* spec §4.3: a function of the view alone */
+    HS_LEADER_ACTIVE,          /* round robin over the signers of the basis's parent PC,
+                                  skipping the leaders of views that failed since the basis */
+} hs_leader_selection;
+
+typedef enum hs_vote_routing {
+    HS_VOTES_TO_NEXT_LEADER = 0, /* spec §3.1 phase_vote_recipient */
+    HS_VOTES_TO_ALL,             /* broadcast: every replica collects every PC */
+} hs_vote_routing;
+
+typedef enum hs_view_deadlines {
+    HS_DEADLINES_EPOCH = 0, /* spec §4.2: laid out per epoch from the epoch's start */
+    HS_DEADLINES_ENTRY,     /* from the moment a view is entered, with a bounded back-off */
+} hs_view_deadlines;
+
 typedef struct hs_config {
     /* spec §10 */
     hs_keypair me;
@@ -23,6 +41,10 @@ typedef struct hs_config {
     uint32_t epoch_length;
     uint64_t max_view_time_ms;
     bool log_events;
+    /* liveness choices of this port (defaults: ACTIVE, TO_ALL, ENTRY) */
+    hs_leader_selection leader_selection;
+    hs_vote_routing vote_routing;
+    hs_view_deadlines view_deadlines;
     /* bounds of this port */
     uint32_t event_queue_capacity; /* events waiting for the event bus thread (default 65536) */
     uint32_t inbox_capacity;       /* messages waiting for the algorithm thread (default 8192) */
@@ -51,6 +73,11 @@ void hs_config_builder_event_queue_capacity(hs_config_builder *b, uint32_t n);
 void hs_config_builder_inbox_capacity(hs_config_builder *b, uint32_t n);
 void hs_config_builder_sync_request_queue_capacity(hs_config_builder *b, uint32_t n);
 void hs_config_builder_limits(hs_config_builder *b, const hs_limits *limits);
+void hs_config_builder_leader_selection(hs_config_builder *b, hs_leader_selection s);
+void hs_config_builder_vote_routing(hs_config_builder *b, hs_vote_routing r);
+void hs_config_builder_view_deadlines(hs_config_builder *b, hs_view_deadlines d);
+/* All three liveness choices set to HotStuff-rs v0.4's behaviour. */
+void hs_config_reference_liveness(hs_config *c);
 
 /* HS_OK and *out, or HS_ERR_INVALID with a message naming the field in err. */
 hs_status hs_config_builder_build(const hs_config_builder *b, hs_config *out, char *err,
@@ -59,7 +86,8 @@ hs_status hs_config_builder_build(const hs_config_builder *b, hs_config *out, ch
 /* The same validation for a config filled in directly. */
 hs_status hs_config_validate(const hs_config *c, char *err, size_t errlen);
 
-/* The spec's test values (§10) with `me`; for tests and examples. */
+/* The spec's test values (§10) with `me`, and the reference's liveness behaviour, so that the
+ * spec's conformance tests run as written; for tests and examples. */
 hs_config hs_config_test_values(const hs_keypair *me);
 
 #endif

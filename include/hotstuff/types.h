@@ -194,6 +194,11 @@ hs_u128 hs_vs_total_power(const hs_validator_set *vs);
 hs_u128 hs_vs_quorum(const hs_validator_set *vs);
 /* Interleaved weighted round robin (spec §4.3). HS_ERR_STATE if vs is empty or powerless. */
 hs_status hs_vs_leader(const hs_validator_set *vs, uint64_t view, hs_key *out);
+/* The first validator marked in active[] (one flag per position) at or after view's slot in
+ * that round robin, cyclically: the leader of `view` if the unmarked ones are skipped. Its
+ * position in *pos; HS_ERR_STATE if none is marked (or vs is powerless). */
+hs_status hs_vs_leader_among(const hs_validator_set *vs, uint64_t view, const bool *active,
+                             uint32_t *pos);
 
 /* ---- update sets (spec §2.7) ---- */
 void hs_app_updates_free(hs_app_updates *u);

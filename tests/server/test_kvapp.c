@@ -593,6 +593,47 @@ static void test_empty_block_wait(void) {
     fx_free(&f);
 }
 
+/* A block with transactions in the pipeline commits only once more blocks follow it, so those
+ * are proposed without the wait; once it is committed, an empty pipeline waits again. */
+static void test_no_wait_behind_transactions(void) {
+    fixture f;
+    fx_init(&f);
+    kvapp_config c = f.cfg;
+    c.empty_block_wait_ms = 300;
+    kvapp_free(f.app);
+    f.app = kvapp_new(&c, &f.kv);
+    f.iface = kvapp_app(f.app);
+    tx a = put_tx(1, "a", "1");
+    hs_data d;
+    data_of(&d, &a, 1);
+    hs_block b0, b1;
+    make_block(&f, &b0, NULL, 0, &d); /* carries a transaction, uncommitted */
+    insert_valid(&f, NULL, &b0);
+    data_of(&d, NULL, 0);
+    make_block(&f, &b1, &b0.hash, 1, &d); /* empty, on top of it */
+    insert_valid(&f, &b0.hash, &b1);
+
+    hs_produce_block_response p;
+    uint64_t t0 = cu_now_ms();
+    produce_at(&f, &b1.hash, &p); /* the pipeline b1 <- b0 holds a transaction */
+    uint64_t took = cu_now_ms() - t0;
+    CU_ASSERT_EQUAL(p.data.n, 0);
+    CU_ASSERT(took < 200);
+    produce_free(&p);
+
+    commit(&f, &b0.hash); /* b0 committed: only the empty b1 is pending */
+    t0 = cu_now_ms();
+    produce_at(&f, &b1.hash, &p);
+    took = cu_now_ms() - t0;
+    CU_ASSERT_EQUAL(p.data.n, 0);
+    CU_ASSERT(took >= 290);
+    produce_free(&p);
+    hs_block_free(&b0);
+    hs_block_free(&b1);
+    tx_free(&a);
+    fx_free(&f);
+}
+
 static void test_validate_rejects(void) {
     fixture f;
     fx_init(&f);
@@ -950,6 +991,7 @@ int main(void) {
         {"produce and validate agree, deterministically", test_produce_validate_agree},
         {"produce respects block limits", test_produce_limits},
         {"an empty block waits for transactions", test_empty_block_wait},
+        {"no wait while the pipeline holds transactions", test_no_wait_behind_transactions},
         {"validate rejects bad blocks", test_validate_rejects},
         {"a transaction commits at most once", test_at_most_once},
         {"validator-set update and app state through a commit", test_validator_update_commits},

@@ -126,6 +126,10 @@ static void test_good_files_and_defaults(void) {
     CU_ASSERT_EQUAL(c.consensus.max_view_time_ms, 2000);
     CU_ASSERT_EQUAL(c.consensus.epoch_length, 50);
     CU_ASSERT_EQUAL(c.consensus.block_sync_request_limit, 10);
+    /* The robust liveness choices (docs/liveness.md) are the defaults. */
+    CU_ASSERT_EQUAL(c.consensus.leader_selection, HS_LEADER_ACTIVE);
+    CU_ASSERT_EQUAL(c.consensus.vote_routing, HS_VOTES_TO_ALL);
+    CU_ASSERT_EQUAL(c.consensus.view_deadlines, HS_DEADLINES_ENTRY);
     CU_ASSERT_EQUAL(c.log_level, HS_LOG_INFO);
     CU_ASSERT(c.sync_writes);
     CU_ASSERT_EQUAL(c.app.max_tx_bytes, 64u << 10);
@@ -148,7 +152,9 @@ static void test_every_field_set(void) {
                "  \"block_sync_response_timeout_ms\": 900, \"block_sync_blacklist_expiry_time_ms\": 0,"
                "  \"block_sync_trigger_min_view_difference\": 3,"
                "  \"block_sync_trigger_timeout_ms\": \"4000\", \"progress_msg_buffer_capacity\": 2048,"
-               "  \"epoch_length\": 10, \"max_view_time_ms\": 700, \"log_events\": true},"
+               "  \"epoch_length\": 10, \"max_view_time_ms\": 700, \"log_events\": true,"
+               "  \"leader_selection\": \"round_robin\", \"vote_routing\": \"next_leader\","
+               "  \"view_deadlines\": \"epoch\"},"
                " \"limits\": {\"max_message_bytes\": 100000000, \"transport_inbox_capacity\": 5,"
                "  \"transport_outbox_capacity\": 6, \"replica_inbox_capacity\": 7,"
                "  \"event_queue_capacity\": 8, \"sync_request_queue_capacity\": 9,"
@@ -173,6 +179,9 @@ static void test_every_field_set(void) {
     CU_ASSERT_EQUAL(c.consensus.block_sync_trigger_timeout_ms, 4000);
     CU_ASSERT_EQUAL(c.consensus.epoch_length, 10);
     CU_ASSERT(c.consensus.log_events);
+    CU_ASSERT_EQUAL(c.consensus.leader_selection, HS_LEADER_ROUND_ROBIN);
+    CU_ASSERT_EQUAL(c.consensus.vote_routing, HS_VOTES_TO_NEXT_LEADER);
+    CU_ASSERT_EQUAL(c.consensus.view_deadlines, HS_DEADLINES_EPOCH);
     CU_ASSERT_EQUAL(c.max_message_bytes, 100000000);
     CU_ASSERT_EQUAL(c.consensus.inbox_capacity, 7);
     CU_ASSERT_EQUAL(c.app.mempool_max_txs, 10);
@@ -194,6 +203,11 @@ static void test_config_errors(void) {
     expect_error("config.json: (document): must be a JSON object", NULL);
     write_file(cfg_path, 0644, "{\"consensus\": {\"max_view_tme_ms\": 5}}");
     expect_error("config.json: consensus.max_view_tme_ms: unknown field", NULL);
+    write_file(cfg_path, 0644, "{\"consensus\": {\"leader_selection\": \"random\"}}");
+    expect_error("config.json: consensus.leader_selection: is \"random\" but must be "
+                 "\"round_robin\" or \"active\"", NULL);
+    write_file(cfg_path, 0644, "{\"consensus\": {\"view_deadlines\": 3}}");
+    expect_error("config.json: consensus.view_deadlines: must be a string", NULL);
     write_file(cfg_path, 0644, "{\"listen\": {\"replica\": 7000}}");
     expect_error("config.json: listen.replica: must be a string", NULL);
     write_file(cfg_path, 0644, "{\"listen\": {\"replica\": \"localhost\"}}");

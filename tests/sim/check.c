@@ -274,6 +274,7 @@ void check_after_step(sim_world *w, sim_node *n) {
             memcmp(at.b, w->canon[h].b, HS_HASH_LEN) != 0)
             sim_fail(w, "replica %d: committed block at height %" PRIu64 " changed", n->id, h);
     }
+    if (count > old) live_on_commit(w, n, count - old);
     n->n_committed = count;
     if (n->step_vs_update || old == 0) check_validator_sets(w, n, &rd);
     n->step_vs_update = false;

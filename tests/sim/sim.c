@@ -199,7 +199,9 @@ void sim_net_send_bytes(sim_world *w, int from, int to, const uint8_t *p, size_t
  * as signed. */
 static void net_broadcast(void *self, const hs_msg *m) {
     sim_node *n = self;
-    if (n->dying) return;
+    /* PhaseVotes are broadcast under HS_VOTES_TO_ALL. */
+    if (!n->byz && m->type == HS_MSG_PHASE_VOTE) check_outgoing_vote(n->w, n, &m->u.phase_vote);
+    if (n->dying || n->silent) return;
     if (n->byz) byz_broadcast(n, m);
     else sim_net_broadcast(n->w, n->id, m);
 }
@@ -207,7 +209,7 @@ static void net_broadcast(void *self, const hs_msg *m) {
 static void net_send(void *self, const hs_key *to, const hs_msg *m) {
     sim_node *n = self;
     if (!n->byz && m->type == HS_MSG_PHASE_VOTE) check_outgoing_vote(n->w, n, &m->u.phase_vote);
-    if (n->dying) return;
+    if (n->dying || n->silent) return;
     if (n->byz) {
         byz_send(n, to, m);
         return;
@@ -339,9 +341,12 @@ static void crash_node(sim_world *w, sim_node *n, tr_kind why) {
     n->wake_gen++;
     n->srv_gen++;
     w->crashes++;
+    if (n->never_restart) return;
     uint64_t down = w->faults_on ? rng_range(&w->rng, 100, 8000) : 1;
     sim_push(w, w->now + down, EV_RESTART, n->id, n->id, n->crashes, NULL);
 }
+
+void sim_crash(sim_world *w, sim_node *n) { crash_node(w, n, TR_CRASH); }
 
 /* After any step of a replica's core: act on a crash or write failure injected during it,
  * otherwise schedule its next wake-up; then check the invariants on its store. */
@@ -529,7 +534,11 @@ static void run_event(sim_world *w, sim_ev *e) {
         break;
     }
     case EV_CHAOS:
-        if (w->faults_on && !w->o->calm) chaos(w);
+        if (w->o->scenario != SCEN_CHAOS) { /* live.c's scheduled crash of `to` */
+            if (n->up) sim_crash(w, n);
+        } else if (w->faults_on && !w->o->calm) {
+            chaos(w);
+        }
         break;
     case EV_RESTART:
         if (n->up || e->gen != n->crashes) break;
@@ -564,7 +573,7 @@ static void setup(sim_world *w) {
     w->vs_change_pm = (uint32_t)rng_range(&w->rng, 0, 80);
     if (o->vs_pm >= 0) w->vs_change_pm = (uint32_t)o->vs_pm;
     new_net_profile(w);
-    if (o->calm) w->net.drop_pm = w->net.dup_pm = w->net.spike_pm = 0;
+    if (o->calm || o->scenario != SCEN_CHAOS) w->net.drop_pm = w->net.dup_pm = w->net.spike_pm = 0;
 
     /* Which replicas are Byzantine: F of them, chosen by the seed. */
     uint32_t byz = 0;
@@ -585,7 +594,8 @@ static void setup(sim_world *w) {
         seed[8] = (uint8_t)i;
         if (hs_keypair_from_seed(seed, &n->kp) != HS_OK) abort();
     }
-    sim_make_configs(w);
+    if (o->scenario == SCEN_CHAOS) sim_make_configs(w);
+    else live_setup(w);
 
     /* Small timeouts, so that epoch changes, timeout certificates and sync all happen. */
     uint64_t buffer_caps[] = {1024, 4096, 65536};
@@ -593,7 +603,12 @@ static void setup(sim_world *w) {
     uint32_t req_limit = (uint32_t)rng_range(&w->rng, 1, 10);
     for (uint32_t i = 0; i < w->n; i++) {
         sim_node *n = &w->nodes[i];
-        n->cfg = hs_config_test_values(&n->kp);
+        n->cfg = hs_config_test_values(&n->kp); /* the reference's liveness choices */
+        if (!o->reference) {
+            n->cfg.leader_selection = HS_LEADER_ACTIVE;
+            n->cfg.vote_routing = HS_VOTES_TO_ALL;
+            n->cfg.view_deadlines = HS_DEADLINES_ENTRY;
+        }
         n->cfg.chain_id = 7;
         n->cfg.epoch_length = w->epoch_length;
         n->cfg.max_view_time_ms = w->max_view_time;
@@ -631,10 +646,11 @@ static void setup(sim_world *w) {
     }
     for (uint32_t i = 0; i < w->n && !w->failed; i++) {
         start_node(w, &w->nodes[i]);
-        if (w->nodes[i].byz && !o->calm)
+        if (w->nodes[i].byz && !w->nodes[i].silent && !o->calm)
             sim_push(w, rng_range(&w->rng, 100, 700), EV_BYZ, (int)i, (int)i, 0, NULL);
     }
-    sim_push(w, rng_range(&w->rng, 50, 1500), EV_CHAOS, 0, 0, 0, NULL);
+    if (o->scenario == SCEN_CHAOS)
+        sim_push(w, rng_range(&w->rng, 50, 1500), EV_CHAOS, 0, 0, 0, NULL);
 }
 
 static void teardown(sim_world *w) {
@@ -658,6 +674,13 @@ static void replay_line(const sim_opts *o, uint64_t seed, char *buf, size_t cap)
              o->vs_pm >= 0 ? " --vs-rate" : "");
     size_t l = strlen(buf);
     if (o->vs_pm >= 0) snprintf(buf + l, cap - l, " %d", o->vs_pm);
+    l = strlen(buf);
+    if (o->reference) snprintf(buf + l, cap - l, " --reference");
+    l = strlen(buf);
+    if (o->scenario != SCEN_CHAOS)
+        snprintf(buf + l, cap - l, " --scenario %s --powers %s --duration-ms %llu --max-gap-ms %llu",
+                 o->scenario == SCEN_CRASH ? "crash" : "silent", o->unequal ? "unequal" : "equal",
+                 (unsigned long long)o->duration_ms, (unsigned long long)o->max_gap_ms);
     l = strlen(buf);
     snprintf(buf + l, cap - l, " --seed %llu", (unsigned long long)seed);
 }
@@ -733,6 +756,16 @@ static bool run_seed(const sim_opts *o, uint64_t seed, uint64_t *steps_out, sim_
             break;
         }
         w->step++;
+        if (o->scenario != SCEN_CHAOS) { /* steady faults: run for the duration, then check */
+            if (w->now >= o->duration_ms) {
+                buf_unref(e.buf);
+                live_check(w);
+                break;
+            }
+            run_event(w, &e);
+            buf_unref(e.buf);
+            continue;
+        }
         if (w->faults_on && w->step >= o->steps) end_faults(w);
         run_event(w, &e);
         buf_unref(e.buf);
@@ -770,6 +803,16 @@ static bool run_seed(const sim_opts *o, uint64_t seed, uint64_t *steps_out, sim_
                               (unsigned long long)seed, line);
     }
     *steps_out = w->step;
+    if (o->scenario != SCEN_CHAOS) {
+        uint64_t gap, commits;
+        live_report(w, &gap, &commits);
+        if (gap > stats->live_max_gap) stats->live_max_gap = gap;
+        if (commits < stats->live_min_commits) stats->live_min_commits = commits;
+        if (o->verbose || !o->quiet)
+            printf("seed %llu: longest time without a commit %llu ms, fewest commits after the "
+                   "faults %llu\n", (unsigned long long)seed, (unsigned long long)gap,
+                   (unsigned long long)commits);
+    }
     stats->deliveries += w->deliveries;
     stats->drops += w->drops;
     stats->undecodable += w->undecodable;
@@ -791,9 +834,15 @@ static bool run_seed(const sim_opts *o, uint64_t seed, uint64_t *steps_out, sim_
 static void usage(void) {
     fprintf(stderr,
             "usage: sim [--replicas N] [--byzantine F] [--seeds K] [--first-seed B] [--steps M]\n"
-            "           [--seed S] [--liveness-ms L] [--verbose] [--quiet]\n"
-            "  Runs seeds B..B+K-1 (or only S) of N replicas, F of them Byzantine, each for M\n"
-            "  fault-phase steps, then checks recovery. Exit 0 only if no seed shows a violation.\n");
+            "           [--seed S] [--liveness-ms L] [--verbose] [--quiet] [--reference]\n"
+            "           [--scenario chaos|crash|silent] [--powers equal|unequal]\n"
+            "           [--duration-ms D] [--max-gap-ms G]\n"
+            "  Runs seeds B..B+K-1 (or only S) of N replicas. chaos (the default): F of them\n"
+            "  Byzantine, M fault-phase steps, then every fault heals and recovery is checked.\n"
+            "  crash / silent: up to a third of the power crashes for good / never speaks, for D\n"
+            "  ms of virtual time, and no honest replica may go G ms without a commit.\n"
+            "  --reference: HotStuff-rs v0.4's leader selection, vote routing and deadlines.\n"
+            "  Exit 0 only if no seed shows a violation.\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out) {
@@ -812,7 +861,8 @@ static double mono_seconds(void) {
 }
 
 int main(int argc, char **argv) {
-    sim_opts o = {.n = 4, .f = 1, .steps = 3000, .liveness_ms = 60000, .vs_pm = -1};
+    sim_opts o = {.n = 4, .f = 1, .steps = 3000, .liveness_ms = 60000, .vs_pm = -1,
+                  .duration_ms = 60000, .max_gap_ms = 0};
     uint64_t seeds = 10, first = 1, one = 0, v;
     bool replay = false;
     for (int i = 1; i < argc; i++) {
@@ -821,6 +871,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--quiet")) o.quiet = true;
         else if (!strcmp(a, "--calm")) o.calm = true;
         else if (!strcmp(a, "--tolerate-known")) o.tolerate_known = true;
+        else if (!strcmp(a, "--reference")) o.reference = true;
+        else if (!strcmp(a, "--scenario") && arg && !strcmp(arg, "chaos")) o.scenario = SCEN_CHAOS, i++;
+        else if (!strcmp(a, "--scenario") && arg && !strcmp(arg, "crash")) o.scenario = SCEN_CRASH, i++;
+        else if (!strcmp(a, "--scenario") && arg && !strcmp(arg, "silent")) o.scenario = SCEN_SILENT, i++;
+        else if (!strcmp(a, "--powers") && arg && !strcmp(arg, "equal")) o.unequal = false, i++;
+        else if (!strcmp(a, "--powers") && arg && !strcmp(arg, "unequal")) o.unequal = true, i++;
+        else if (!strcmp(a, "--duration-ms") && parse_u64(arg, &v)) o.duration_ms = v, i++;
+        else if (!strcmp(a, "--max-gap-ms") && parse_u64(arg, &v)) o.max_gap_ms = v, i++;
         else if (!strcmp(a, "--vs-rate") && parse_u64(arg, &v)) o.vs_pm = (int)v, i++;
         else if (!strcmp(a, "--replicas") && parse_u64(arg, &v)) o.n = (uint32_t)v, i++;
         else if (!strcmp(a, "--byzantine") && parse_u64(arg, &v)) o.f = (uint32_t)v, i++;
@@ -838,6 +896,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "sim: need 1 <= replicas <= %d and byzantine < replicas\n", SIM_MAX_NODES);
         return 2;
     }
+    if (o.scenario != SCEN_CHAOS) {
+        o.f = 0; /* the faulty set is drawn by live.c */
+        /* Default bound: see docs/liveness.md ("What the simulator checks"). */
+        if (o.max_gap_ms == 0) o.max_gap_ms = 6000;
+    }
     if (hs_crypto_init() != HS_OK) return 2;
     hs_log_set_level(HS_LOG_WARN);
     if (replay) {
@@ -849,6 +912,7 @@ int main(int argc, char **argv) {
     uint64_t total_steps = 0, failed = 0, run = 0;
     sim_world stats;
     memset(&stats, 0, sizeof stats);
+    stats.live_min_commits = UINT64_MAX;
     for (uint64_t s = first; s < first + seeds; s++) {
         uint64_t steps = 0;
         if (!run_seed(&o, s, &steps, &stats)) failed++;
@@ -875,5 +939,12 @@ int main(int argc, char **argv) {
            (unsigned long long)stats.crashes, (unsigned long long)stats.restarts,
            (unsigned long long)stats.partitions, (unsigned long long)stats.byz_attacks,
            (unsigned long long)stats.vs_updates, (unsigned long long)stats.max_commit);
+    if (o.scenario != SCEN_CHAOS)
+        printf("     %s, %s powers, %llu ms each: longest time without a commit %llu ms (bound "
+               "%llu), fewest commits by an honest replica after the faults %llu\n",
+               o.scenario == SCEN_CRASH ? "crashed for good" : "silent Byzantine",
+               o.unequal ? "unequal" : "equal", (unsigned long long)o.duration_ms,
+               (unsigned long long)stats.live_max_gap, (unsigned long long)o.max_gap_ms,
+               (unsigned long long)stats.live_min_commits);
     return failed ? 1 : 0;
 }

@@ -150,7 +150,21 @@ typedef struct sim_node {
     } votes[SIM_VOTE_RING];
 
     uint64_t live_target_met; /* liveness phase: time it committed past the target (0: not) */
+
+    /* Steady-fault scenarios (live.c). */
+    bool faulty;          /* crashed for good (crash) or silent from the start (silent) */
+    bool silent;          /* sends nothing at all */
+    bool never_restart;
+    uint64_t last_commit_t; /* virtual time of its last new commit after the faults began */
+    uint64_t max_gap;       /* longest time without a new commit after the faults began */
+    uint64_t commits_after; /* heights it committed after the faults began */
 } sim_node;
+
+typedef enum sim_scenario {
+    SCEN_CHAOS = 0, /* faults of every kind, then heal and recover (sim.c) */
+    SCEN_CRASH,     /* up to a third of the power crashes for good at random moments (live.c) */
+    SCEN_SILENT,    /* up to a third of the power is Byzantine and never sends anything */
+} sim_scenario;
 
 typedef struct sim_opts {
     uint32_t n, f;
@@ -161,6 +175,11 @@ typedef struct sim_opts {
     bool tolerate_known; /* known protocol stalls (check.c) are counted, not violations */
     int vs_pm; /* per-mille chance that a block changes the validator set; -1: per seed */
     uint64_t liveness_ms; /* bound on recovery after the last fault heals */
+    bool reference;       /* the reference's liveness behaviour (hs_config_reference_liveness) */
+    sim_scenario scenario;
+    bool unequal;         /* steady-fault scenarios: random powers 1..5 (else all 1) */
+    uint64_t duration_ms; /* steady-fault scenarios: virtual time run */
+    uint64_t max_gap_ms;  /* steady-fault scenarios: bound on the time between commits */
 } sim_opts;
 
 /* Network conditions, re-drawn by the fault injector. */
@@ -178,6 +197,7 @@ typedef struct sim_world {
     uint64_t now, step, seq;
     bool faults_on; /* false once the fault phase ended */
     uint64_t heal_time;
+    uint64_t faults_begin; /* steady-fault scenarios: the last crash (commit gaps count after) */
     uint64_t live_target; /* committed height count every honest replica must exceed */
 
     sim_ev *heap;
@@ -214,9 +234,11 @@ typedef struct sim_world {
     /* Statistics. */
     uint64_t deliveries, drops, undecodable, crashes, restarts, byz_attacks, vs_updates,
         partitions, max_commit;
+    uint64_t live_max_gap, live_min_commits; /* steady-fault scenarios, over all seeds */
 } sim_world;
 
 /* sim.c */
+void sim_crash(sim_world *w, sim_node *n);
 void sim_push(sim_world *w, uint64_t t, ev_kind kind, int to, int from, uint32_t gen,
               sim_buf *buf);
 /* Encodes m and sends it from `from` to `to` through the network's faults. */
@@ -237,6 +259,12 @@ bool sim_vs_byz_bound_ok(const sim_world *w, const hs_validator_set *vs);
 void sim_app_datum(uint8_t out[13], int kind, uint32_t config, uint64_t nonce);
 #define SIM_DATUM_LEN 13
 extern const uint8_t sim_counter_key[1];
+
+/* live.c: the steady-fault scenarios */
+void live_setup(sim_world *w);       /* powers, the faulty set, crash times */
+void live_on_commit(sim_world *w, sim_node *n, uint64_t new_heights);
+void live_check(sim_world *w);       /* at the end of the run: the commit gaps */
+void live_report(const sim_world *w, uint64_t *max_gap, uint64_t *min_commits);
 
 /* byz.c */
 /* A Byzantine replica's outgoing message: may be tampered with, duplicated, or replaced. */
