@@ -156,6 +156,8 @@ static void on_event(void *ctx, const hs_event *e) {
         n->timeout_votes++;
         n->last_timeout_vote_view = e->u.timeout_vote.timeout_vote.view;
         break;
+    case HS_EV_VIEW_TIMEOUT: n->view_timeouts++; break;
+    case HS_EV_PROPOSE: n->proposals++; break;
     case HS_EV_START_SYNC: n->start_syncs++; break;
     case HS_EV_END_SYNC: n->end_syncs++; break;
     default: break;

@@ -55,6 +55,7 @@ typedef struct node {
     uint32_t start_syncs, end_syncs;
     uint32_t timeout_votes;
     uint64_t last_timeout_vote_view;
+    uint32_t view_timeouts, proposals;
     /* views */
     uint64_t last_view;
     bool view_went_back;

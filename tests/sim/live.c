@@ -6,7 +6,9 @@
  * seconds, possibly while it leads, and never comes back) or silent from the start
  * (SCEN_SILENT: Byzantine validators that never send a message), every honest replica keeps
  * committing, and the time between two of its commits never exceeds --max-gap-ms for the whole
- * run (a minute of virtual time by default). The network delays and reorders messages
+ * run (a minute of virtual time by default), counting from its first commit and from the last
+ * crash (the start-up, a view-0 timeout certificate and round-robin leaders until certificates
+ * name the active validators, is reported apart). The network delays and reorders messages
  * (exponential latency) but loses none.
  *
  * Powers are all 1 (--powers equal) or drawn from 1..5 (--powers unequal); the faulty set is
@@ -61,7 +63,9 @@ void live_setup(sim_world *w) {
 }
 
 void live_on_commit(sim_world *w, sim_node *n, uint64_t new_heights) {
-    if (w->now >= w->faults_begin) {
+    if (n->last_commit_t == 0) { /* the wait for the first commit is the start-up's */
+        n->first_commit_t = w->now;
+    } else if (w->now >= w->faults_begin) {
         uint64_t from = n->last_commit_t > w->faults_begin ? n->last_commit_t : w->faults_begin;
         if (w->now - from > n->max_gap) n->max_gap = w->now - from;
         n->commits_after += new_heights;
@@ -76,7 +80,9 @@ void live_check(sim_world *w) {
         /* The stretch from the last commit to the end of the run counts too. */
         uint64_t from = n->last_commit_t > w->faults_begin ? n->last_commit_t : w->faults_begin;
         if (w->now > from && w->now - from > n->max_gap) n->max_gap = w->now - from;
-        if (n->max_gap > w->o->max_gap_ms)
+        if (n->last_commit_t == 0)
+            sim_fail(w, "LIVENESS: honest replica %u never committed", i);
+        else if (n->max_gap > w->o->max_gap_ms)
             sim_fail(w, "LIVENESS: honest replica %u went %" PRIu64 " ms without a commit "
                         "(bound %" PRIu64 " ms) with the faulty validators down; it committed "
                         "%" PRIu64 " heights after the faults began",
@@ -84,13 +90,15 @@ void live_check(sim_world *w) {
     }
 }
 
-void live_report(const sim_world *w, uint64_t *max_gap, uint64_t *min_commits) {
-    *max_gap = 0;
+void live_report(const sim_world *w, uint64_t *max_gap, uint64_t *min_commits,
+                 uint64_t *first_commit) {
+    *max_gap = *first_commit = 0;
     *min_commits = UINT64_MAX;
     for (uint32_t i = 0; i < w->n; i++) {
         const sim_node *n = &w->nodes[i];
         if (n->faulty || n->byz) continue;
         if (n->max_gap > *max_gap) *max_gap = n->max_gap;
         if (n->commits_after < *min_commits) *min_commits = n->commits_after;
+        if (n->first_commit_t > *first_commit) *first_commit = n->first_commit_t;
     }
 }

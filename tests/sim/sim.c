@@ -804,14 +804,16 @@ static bool run_seed(const sim_opts *o, uint64_t seed, uint64_t *steps_out, sim_
     }
     *steps_out = w->step;
     if (o->scenario != SCEN_CHAOS) {
-        uint64_t gap, commits;
-        live_report(w, &gap, &commits);
+        uint64_t gap, commits, first;
+        live_report(w, &gap, &commits, &first);
         if (gap > stats->live_max_gap) stats->live_max_gap = gap;
         if (commits < stats->live_min_commits) stats->live_min_commits = commits;
+        if (first > stats->live_first_commit) stats->live_first_commit = first;
         if (o->verbose || !o->quiet)
             printf("seed %llu: longest time without a commit %llu ms, fewest commits after the "
-                   "faults %llu\n", (unsigned long long)seed, (unsigned long long)gap,
-                   (unsigned long long)commits);
+                   "faults %llu, first commit by %llu ms\n", (unsigned long long)seed,
+                   (unsigned long long)gap, (unsigned long long)commits,
+                   (unsigned long long)first);
     }
     stats->deliveries += w->deliveries;
     stats->drops += w->drops;
@@ -941,10 +943,12 @@ int main(int argc, char **argv) {
            (unsigned long long)stats.vs_updates, (unsigned long long)stats.max_commit);
     if (o.scenario != SCEN_CHAOS)
         printf("     %s, %s powers, %llu ms each: longest time without a commit %llu ms (bound "
-               "%llu), fewest commits by an honest replica after the faults %llu\n",
+               "%llu), fewest commits by an honest replica after the faults %llu, every first "
+               "commit by %llu ms\n",
                o.scenario == SCEN_CRASH ? "crashed for good" : "silent Byzantine",
                o.unequal ? "unequal" : "equal", (unsigned long long)o.duration_ms,
                (unsigned long long)stats.live_max_gap, (unsigned long long)o.max_gap_ms,
-               (unsigned long long)stats.live_min_commits);
+               (unsigned long long)stats.live_min_commits,
+               (unsigned long long)stats.live_first_commit);
     return failed ? 1 : 0;
 }

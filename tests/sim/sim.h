@@ -155,7 +155,8 @@ typedef struct sim_node {
     bool faulty;          /* crashed for good (crash) or silent from the start (silent) */
     bool silent;          /* sends nothing at all */
     bool never_restart;
-    uint64_t last_commit_t; /* virtual time of its last new commit after the faults began */
+    uint64_t first_commit_t; /* virtual time of its first commit */
+    uint64_t last_commit_t;  /* virtual time of its last new commit (0: none yet) */
     uint64_t max_gap;       /* longest time without a new commit after the faults began */
     uint64_t commits_after; /* heights it committed after the faults began */
 } sim_node;
@@ -234,7 +235,7 @@ typedef struct sim_world {
     /* Statistics. */
     uint64_t deliveries, drops, undecodable, crashes, restarts, byz_attacks, vs_updates,
         partitions, max_commit;
-    uint64_t live_max_gap, live_min_commits; /* steady-fault scenarios, over all seeds */
+    uint64_t live_max_gap, live_min_commits, live_first_commit; /* steady faults, all seeds */
 } sim_world;
 
 /* sim.c */
@@ -264,7 +265,8 @@ extern const uint8_t sim_counter_key[1];
 void live_setup(sim_world *w);       /* powers, the faulty set, crash times */
 void live_on_commit(sim_world *w, sim_node *n, uint64_t new_heights);
 void live_check(sim_world *w);       /* at the end of the run: the commit gaps */
-void live_report(const sim_world *w, uint64_t *max_gap, uint64_t *min_commits);
+void live_report(const sim_world *w, uint64_t *max_gap, uint64_t *min_commits,
+                 uint64_t *first_commit);
 
 /* byz.c */
 /* A Byzantine replica's outgoing message: may be tampered with, duplicated, or replaced. */

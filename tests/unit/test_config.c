@@ -83,7 +83,23 @@ static void test_build_ok(void) {
     CU_ASSERT_EQUAL(c.sync_request_queue_capacity, 256);
     hs_limits def = hs_limits_default();
     CU_ASSERT_TRUE(limits_equal(&c.limits, &def));
+    /* The liveness choices default to the robust ones (docs/liveness.md). */
+    CU_ASSERT_EQUAL(c.leader_selection, HS_LEADER_ACTIVE);
+    CU_ASSERT_EQUAL(c.vote_routing, HS_VOTES_TO_ALL);
+    CU_ASSERT_EQUAL(c.view_deadlines, HS_DEADLINES_ENTRY);
     CU_ASSERT_EQUAL(hs_config_validate(&c, NULL, 0), HS_OK);
+    hs_config ref = c;
+    hs_config_reference_liveness(&ref);
+    CU_ASSERT_EQUAL(ref.leader_selection, HS_LEADER_ROUND_ROBIN);
+    CU_ASSERT_EQUAL(ref.vote_routing, HS_VOTES_TO_NEXT_LEADER);
+    CU_ASSERT_EQUAL(ref.view_deadlines, HS_DEADLINES_EPOCH);
+    hs_config_builder_leader_selection(b, HS_LEADER_ROUND_ROBIN);
+    hs_config_builder_vote_routing(b, HS_VOTES_TO_NEXT_LEADER);
+    hs_config_builder_view_deadlines(b, HS_DEADLINES_EPOCH);
+    CU_ASSERT_EQUAL_FATAL(hs_config_builder_build(b, &c, NULL, 0), HS_OK);
+    CU_ASSERT_EQUAL(c.leader_selection, HS_LEADER_ROUND_ROBIN);
+    CU_ASSERT_EQUAL(c.vote_routing, HS_VOTES_TO_NEXT_LEADER);
+    CU_ASSERT_EQUAL(c.view_deadlines, HS_DEADLINES_EPOCH);
 
     /* Overriding the port's fields. */
     hs_config_builder_event_queue_capacity(b, 5);
@@ -211,7 +227,14 @@ static void bad_max_update(hs_config *c) { c->limits.max_update_entries = 0; }
 static void bad_max_key(hs_config *c) { c->limits.max_app_key_bytes = 0; }
 static void bad_max_value(hs_config *c) { c->limits.max_app_value_bytes = 0; }
 
+static void bad_leader_selection(hs_config *c) { c->leader_selection = (hs_leader_selection)7; }
+static void bad_vote_routing(hs_config *c) { c->vote_routing = (hs_vote_routing)7; }
+static void bad_view_deadlines(hs_config *c) { c->view_deadlines = (hs_view_deadlines)7; }
+
 static const bad_case bad_cases[] = {
+    {"leader_selection", bad_leader_selection},
+    {"vote_routing", bad_vote_routing},
+    {"view_deadlines", bad_view_deadlines},
     {"block_sync_request_limit", bad_request_limit},
     {"block_sync_server_advertise_time", bad_advertise},
     {"block_sync_response_timeout", bad_response_zero},
@@ -340,6 +363,10 @@ static void test_test_values(void) {
     CU_ASSERT_EQUAL(c.block_sync_trigger_timeout_ms, 60000);
     CU_ASSERT_EQUAL(c.progress_msg_buffer_capacity, 1024);
     CU_ASSERT_EQUAL(c.epoch_length, 50);
+    /* The reference's liveness behaviour, so that the spec's tests run as written. */
+    CU_ASSERT_EQUAL(c.leader_selection, HS_LEADER_ROUND_ROBIN);
+    CU_ASSERT_EQUAL(c.vote_routing, HS_VOTES_TO_NEXT_LEADER);
+    CU_ASSERT_EQUAL(c.view_deadlines, HS_DEADLINES_EPOCH);
     CU_ASSERT_EQUAL(c.max_view_time_ms, 2000);
     CU_ASSERT_FALSE(c.log_events);
     CU_ASSERT_EQUAL(c.event_queue_capacity, 65536);

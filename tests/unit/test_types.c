@@ -138,6 +138,42 @@ static void test_leader_fast_matches_naive(void) {
     }
 }
 
+/* hs_vs_leader_among against its definition: walk the round robin from view's slot until a
+ * marked validator leads. Random sets and masks, small powers (the walk stays short). */
+static void test_leader_among_matches_walk(void) {
+    for (int iter = 0; iter < 300; iter++) {
+        hs_validator_set vs = {0};
+        uint32_t n = 1 + (uint32_t)(rnd() % 10);
+        for (uint32_t i = 0; i < n; i++) {
+            hs_key k;
+            for (int j = 0; j < HS_KEY_LEN; j++) k.b[j] = (uint8_t)rnd();
+            CU_ASSERT_EQUAL_FATAL(hs_vs_put(&vs, &k, rnd() % 6), HS_OK);
+        }
+        bool active[16] = {false}, any = false;
+        for (uint32_t i = 0; i < vs.n; i++) {
+            active[i] = rnd() % 3 != 0;
+            any = any || (active[i] && vs.v[i].power > 0);
+        }
+        uint64_t total = (uint64_t)hs_vs_total_power(&vs);
+        for (int k = 0; k < 40; k++) {
+            uint64_t view = k < 20 ? (uint64_t)k : rnd();
+            uint32_t pos = 0;
+            hs_status st = hs_vs_leader_among(&vs, view, active, &pos);
+            CU_ASSERT_EQUAL_FATAL(st == HS_OK, any);
+            if (!any) break;
+            int64_t want = -1;
+            for (uint64_t d = 0; d < total && want < 0; d++) {
+                hs_key l;
+                CU_ASSERT_EQUAL_FATAL(hs_vs_leader(&vs, view + d, &l), HS_OK);
+                int64_t i = hs_vs_find(&vs, &l);
+                if (active[i]) want = i;
+            }
+            CU_ASSERT_EQUAL_FATAL((int64_t)pos, want);
+        }
+        hs_vs_free(&vs);
+    }
+}
+
 /* Over P consecutive views each validator leads exactly `power` times (spec §4.3). */
 static void test_leader_counts(void) {
     uint64_t p[5] = {5, 1, 0, 7, 3};
@@ -487,6 +523,7 @@ static const cu_test tests[] = {
     {"leader of an empty or powerless set", test_leader_empty},
     {"fast leader equals reference loop", test_leader_fast_matches_naive},
     {"each validator leads power times", test_leader_counts},
+    {"leader among marked validators equals the walk", test_leader_among_matches_walk},
     {"validator set put/remove", test_vs_put_remove},
     {"validator set memcmp order", test_vs_memcmp_order},
     {"apply: inserts then deletes", test_vs_apply},
