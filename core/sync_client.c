@@ -215,8 +215,13 @@ hs_status hs_sync_client_fetch(hs_core *c, const hs_key *origin, const hs_pc *pc
         return HS_OK;
     bool same_peer = c->syncing && memcmp(c->sync_peer.b, origin->b, HS_KEY_LEN) == 0;
     /* A sync already running goes on, unless a proposer asks to be fetched from while the
-     * running one has brought nothing yet: its peer may be the one that crashed. */
-    if (c->syncing && (same_peer || !preempt || c->sync_synced > 0)) {
+     * running one has brought nothing yet, or its request has waited half a view: its peer
+     * may be the one that crashed, and the proposer is alive and holds the blocks. Nothing
+     * is lost: the new sync asks from our committed height on. */
+    uint64_t sent = c->sync_deadline - c->cfg.block_sync_response_timeout_ms;
+    bool stale = c->syncing &&
+                 (c->sync_synced == 0 || c->now - sent > c->cfg.max_view_time_ms / 2);
+    if (c->syncing && (same_peer || !preempt || !stale)) {
         *started = true;
         return HS_OK;
     }

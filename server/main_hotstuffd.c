@@ -187,6 +187,12 @@ static void on_event(void *ctx, const hs_event *e) {
     case HS_EV_UPDATE_VALIDATOR_SET: on_update_validator_set(d, e); break;
     case HS_EV_START_SYNC:
     case HS_EV_END_SYNC: on_sync(d, e); break;
+    case HS_EV_PROPOSE: /* who leads which view: what an operator asks after a crash */
+        hs_log(HS_LOG_DEBUG, "consensus", "proposed height=%llu view=%llu txs=%u",
+               (unsigned long long)e->u.propose.proposal.block.height,
+               (unsigned long long)e->u.propose.proposal.view,
+               e->u.propose.proposal.block.data.n);
+        break;
     default: break;
     }
     /* publish never blocks (it only queues), so holding the mutex is cheap. */

@@ -274,3 +274,81 @@ void e2e_dump_log_tail(int node, size_t bytes) {
     fprintf(stderr, "\n---- node%d log (tail) ----\n%s\n", node, buf);
     free(buf);
 }
+
+/* ---- what the logs say of the chain ---- */
+
+#define COMMIT_TAG "msg=\"committed height="
+
+int64_t e2e_log_height(int node) {
+    char *log = e2e_read_log(node);
+    int64_t best = -1;
+    for (char *p = log; p && (p = strstr(p, COMMIT_TAG)); p++) {
+        int64_t h = strtoll(p + strlen(COMMIT_TAG), NULL, 10);
+        if (h > best) best = h;
+    }
+    free(log);
+    return best;
+}
+
+bool e2e_all_reach(const int *nodes, int n, int64_t height) {
+    for (int i = 0; i < n; i++)
+        if (e2e_log_height(nodes[i]) < height) return false;
+    return true;
+}
+
+/* The committed chain of node i as logged: hash (hex) per height, NULL where not logged.
+ * malloc'd, *n entries; free with free_chain. */
+static char **logged_chain(int node, int64_t *n) {
+    char *log = e2e_read_log(node);
+    int64_t cap = 1024;
+    char **chain = calloc((size_t)cap, sizeof *chain);
+    *n = 0;
+    for (char *p = log; chain && p && (p = strstr(p, COMMIT_TAG)); p++) {
+        char *end;
+        int64_t h = strtoll(p + strlen(COMMIT_TAG), &end, 10);
+        char *hh = strstr(end, "hash=");
+        if (h < 0 || !hh) continue;
+        while (h >= cap) {
+            chain = realloc(chain, (size_t)cap * 2 * sizeof *chain);
+            if (!chain) break;
+            memset(chain + cap, 0, (size_t)cap * sizeof *chain);
+            cap *= 2;
+        }
+        if (!chain) break;
+        free(chain[h]);
+        chain[h] = strndup(hh + 5, 64);
+        if (h + 1 > *n) *n = h + 1;
+    }
+    free(log);
+    return chain;
+}
+
+static void free_chain(char **c, int64_t n) {
+    for (int64_t i = 0; c && i < n; i++) free(c[i]);
+    free(c);
+}
+
+int64_t e2e_check_agreement(int n) {
+    char **c[E2E_MAX_NODES];
+    int64_t len[E2E_MAX_NODES];
+    int64_t compared = 0;
+    for (int i = 0; i < n; i++) {
+        c[i] = logged_chain(i, &len[i]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c[i]);
+    }
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            for (int64_t h = 0; h < len[i] && h < len[j]; h++) {
+                if (!c[i][h] || !c[j][h]) continue;
+                compared++;
+                if (strcmp(c[i][h], c[j][h]) != 0) {
+                    fprintf(stderr, "\n  node%d and node%d differ at height %lld\n", i, j,
+                            (long long)h);
+                    CU_FAIL("two nodes committed different blocks at one height");
+                    h = len[i];
+                }
+            }
+    CU_ASSERT(compared > 0);
+    for (int i = 0; i < n; i++) free_chain(c[i], len[i]);
+    return compared;
+}

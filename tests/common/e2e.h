@@ -123,6 +123,17 @@ char *e2e_read_log(int node);
 /* Whether node's log contains needle. Owns nothing past the call. */
 bool e2e_log_has(int node, const char *needle);
 
+/* Highest committed height in node's log (hotstuffd's "committed height=H" lines); -1 if none
+ * yet. */
+int64_t e2e_log_height(int node);
+
+/* Whether every one of nodes[0..n-1] logged a commit at `height` or above. */
+bool e2e_all_reach(const int *nodes, int n, int64_t height);
+
+/* No two of nodes 0..n-1 logged different blocks at one height (CU_FAIL naming the first
+ * difference), and at least one height was compared. Returns the heights compared. */
+int64_t e2e_check_agreement(int n);
+
 /* Prints the last `bytes` bytes of node's log to stderr under a "---- nodeN log (tail) ----"
  * header; nothing when the log cannot be opened. */
 void e2e_dump_log_tail(int node, size_t bytes);

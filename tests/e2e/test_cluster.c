@@ -51,17 +51,6 @@ static hs_key keys[NODES];
 
 /* ---- logs ---- */
 
-/* Highest committed height in the node's log; -1 if none yet. */
-static int64_t log_height(int node) {
-    char *log = e2e_read_log(node);
-    int64_t best = -1;
-    for (char *p = log; p && (p = strstr(p, "msg=\"committed height=")); p++) {
-        int64_t h = strtoll(p + strlen("msg=\"committed height="), NULL, 10);
-        if (h > best) best = h;
-    }
-    free(log);
-    return best;
-}
 
 /* Blocks the node reports having received through Block Sync. */
 static uint64_t synced_blocks(int node) {
@@ -74,12 +63,6 @@ static uint64_t synced_blocks(int node) {
     return total;
 }
 
-static bool all_reach(const int *nodes, int n, int64_t height) {
-    for (int i = 0; i < n; i++) {
-        if (log_height(nodes[i]) < height) return false;
-    }
-    return true;
-}
 
 static void dump_tail(int node) {
     e2e_dump_log_tail(node, 3000);
@@ -169,7 +152,7 @@ static void test_cluster_commits(void) {
         keys[i] = kp.public_key;
     }
     for (int i = 0; i < NODES; i++) CU_ASSERT_FATAL(e2e_start_node(i) > 0);
-    bool ok = CU_AWAIT(all_reach(everyone, NODES, 3), WAIT_MS);
+    bool ok = CU_AWAIT(e2e_all_reach(everyone, NODES, 3), WAIT_MS);
     if (!ok)
         for (int i = 0; i < NODES; i++) dump_tail(i);
     CU_ASSERT_FATAL(ok);
@@ -217,77 +200,29 @@ static int64_t killed_at;
 
 static void test_kill_validator(void) {
     CU_ASSERT_EQUAL(e2e_stop_node(3, SIGKILL, 30000), -1);
-    int64_t h = log_height(0);
+    int64_t h = e2e_log_height(0);
     killed_at = h;
     const int rest[] = {0, 1, 2, 4};
-    bool ok = CU_AWAIT(all_reach(rest, 4, h + 5), WAIT_MS);
+    bool ok = CU_AWAIT(e2e_all_reach(rest, 4, h + 5), WAIT_MS);
     if (!ok) dump_tail(0);
     CU_ASSERT(ok);
 }
 
-/* The committed chain of node i as logged: hash (hex) per height; NULL entries unknown. */
-static char **logged_chain(int node, int64_t *n) {
-    char *log = e2e_read_log(node);
-    int64_t cap = 1024;
-    char **chain = calloc((size_t)cap, sizeof *chain);
-    *n = 0;
-    const char *tag = "msg=\"committed height=";
-    for (char *p = log; p && (p = strstr(p, tag)); p++) {
-        char *end;
-        int64_t h = strtoll(p + strlen(tag), &end, 10);
-        char *hh = strstr(end, "hash=");
-        if (h < 0 || !hh) continue;
-        while (h >= cap) {
-            chain = realloc(chain, (size_t)cap * 2 * sizeof *chain);
-            memset(chain + cap, 0, (size_t)cap * sizeof *chain);
-            cap *= 2;
-        }
-        free(chain[h]);
-        chain[h] = strndup(hh + 5, 64);
-        if (h + 1 > *n) *n = h + 1;
-    }
-    free(log);
-    return chain;
-}
 
-static void free_chain(char **c, int64_t n) {
-    for (int64_t i = 0; i < n; i++) free(c[i]);
-    free(c);
-}
 
-/* No two nodes logged different blocks at one height. */
-static void check_agreement(void) {
-    char **c[NODES];
-    int64_t n[NODES];
-    for (int i = 0; i < NODES; i++) c[i] = logged_chain(i, &n[i]);
-    int64_t compared = 0;
-    for (int i = 1; i < NODES; i++) {
-        for (int64_t h = 0; h < n[0] && h < n[i]; h++) {
-            if (!c[0][h] || !c[i][h]) continue;
-            compared++;
-            if (strcmp(c[0][h], c[i][h]) != 0) {
-                fprintf(stderr, "\n  node0 and node%d differ at height %" PRId64 "\n", i, h);
-                CU_FAIL("two nodes committed different blocks at one height");
-                break;
-            }
-        }
-    }
-    CU_ASSERT(compared > 0);
-    for (int i = 0; i < NODES; i++) free_chain(c[i], n[i]);
-}
 
 static void test_restart_catches_up(void) {
-    int64_t target = log_height(0);
+    int64_t target = e2e_log_height(0);
     CU_ASSERT_FATAL(e2e_start_node(3) > 0);
-    bool ok = CU_AWAIT(log_height(3) >= target && e2e_log_has(3, "msg=\"running\""), WAIT_MS);
+    bool ok = CU_AWAIT(e2e_log_height(3) >= target && e2e_log_has(3, "msg=\"running\""), WAIT_MS);
     if (!ok) dump_tail(3);
     CU_ASSERT(ok);
     CU_ASSERT(target > killed_at);
     CU_ASSERT(CU_AWAIT(synced_blocks(3) > 0, WAIT_MS)); /* through Block Sync */
     /* It keeps up afterwards too. */
-    int64_t later = log_height(0) + 3;
-    CU_ASSERT(CU_AWAIT(log_height(3) >= later, WAIT_MS));
-    check_agreement();
+    int64_t later = e2e_log_height(0) + 3;
+    CU_ASSERT(CU_AWAIT(e2e_log_height(3) >= later, WAIT_MS));
+    e2e_check_agreement(NODES);
 }
 
 static void test_validator_set_update(void) {
@@ -310,8 +245,8 @@ static void test_validator_set_update(void) {
                        WAIT_MS);
     CU_ASSERT_FATAL(ok);
     /* A few more blocks: the update is decided (its Decide PC precedes any child). */
-    int64_t h = log_height(0);
-    CU_ASSERT_FATAL(CU_AWAIT(all_reach(everyone, NODES, h + 3), WAIT_MS));
+    int64_t h = e2e_log_height(0);
+    CU_ASSERT_FATAL(CU_AWAIT(e2e_all_reach(everyone, NODES, h + 3), WAIT_MS));
 
     /* Down two of the old validators. Old set {0:2, 1:2, 2:2, 3:1}: 0 and 1 hold 4 of 7, short
      * of the quorum of 5. New set {0:2, 1:2, 2:2, 4:4}: 0, 1 and 4 hold 8 of 10, a quorum of
@@ -319,9 +254,9 @@ static void test_validator_set_update(void) {
      * leaders in a row, which pipelined commits need. So commits now prove the new set. */
     CU_ASSERT_EQUAL(e2e_stop_node(2, SIGKILL, 30000), -1);
     CU_ASSERT_EQUAL(e2e_stop_node(3, SIGKILL, 30000), -1);
-    h = log_height(0);
+    h = e2e_log_height(0);
     const int rest[] = {0, 1, 4};
-    ok = CU_AWAIT(all_reach(rest, 3, h + 5), WAIT_MS);
+    ok = CU_AWAIT(e2e_all_reach(rest, 3, h + 5), WAIT_MS);
     if (!ok) {
         dump_tail(0);
         dump_tail(4);
@@ -399,7 +334,7 @@ static void test_stop_and_stores(void) {
             CU_ASSERT(stored_block_at(i, h, &other) && !memcmp(first.b, other.b, HS_HASH_LEN));
         }
     }
-    check_agreement();
+    e2e_check_agreement(NODES);
 
     /* A data directory refuses a genesis other than its own: exit 2, with the reason. */
     char genesis[512], out[4096];
