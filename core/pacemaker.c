@@ -6,10 +6,15 @@
  * that runs ahead of its deadlines a crashed leader's view then waits until its pre-computed
  * deadline, up to epoch_length x max_view_time away. HS_DEADLINES_ENTRY (the default) gives
  * each view max_view_time from the moment it is entered, so a failed view costs one
- * max_view_time; after a whole rotation of failed views in a row (as many as there are
- * validators, which no set of crashed leaders can cause once skipped, see leader.c) each
- * further one doubles it, up to BACKOFF_MAX_SHIFT doublings: if every leader fails, the view
- * time is what is too short. Any certificate that moves the view resets the count.
+ * max_view_time. Views left by timeout advance each replica on its own clock, so replicas that
+ * make no progress drift apart, and only a certificate brings them together again. So after a
+ * whole rotation of failed views in a row (as many as there are validators: crashed leaders,
+ * once skipped, cannot cause it, see leader.c; a lost quorum or a partition can) a replica
+ * goes straight to the next epoch-change view and parks there, sending TimeoutVotes every
+ * max_view_time (spec §4.4): every replica that lost progress meets the others there, and a
+ * timeout certificate forms as soon as a quorum is back. From then on each view's time doubles
+ * with each further failure, up to BACKOFF_MAX_SHIFT doublings, in case max_view_time itself
+ * is too short; a PC (a view that succeeded) resets the count, a TC does not.
  */
 #include <assert.h>
 #include <string.h>
@@ -38,11 +43,14 @@ static uint64_t epoch_deadline(const hs_core *c, uint64_t view) {
 
 #define BACKOFF_MAX_SHIFT 3
 
+static uint32_t rotation(const hs_core *c) {
+    return c->vss.committed.n ? c->vss.committed.n : 1;
+}
+
 /* The time a view entered now gets under HS_DEADLINES_ENTRY. */
 static uint64_t entry_view_time(const hs_core *c) {
-    uint32_t rotation = c->vss.committed.n ? c->vss.committed.n : 1;
     uint32_t shift = 0;
-    if (c->timeouts_in_row > rotation) shift = c->timeouts_in_row - rotation;
+    if (c->timeouts_in_row >= rotation(c)) shift = c->timeouts_in_row - rotation(c) + 1;
     if (shift > BACKOFF_MAX_SHIFT) shift = BACKOFF_MAX_SHIFT;
     return c->cfg.max_view_time_ms << shift;
 }
@@ -58,12 +66,14 @@ hs_status hs_pacemaker_init(hs_core *c, uint64_t initial_view) {
 
 void hs_pacemaker_free(hs_core *c) { hs_timeout_collectors_free(&c->timeout_collectors); }
 
-/* spec §4.7. by_timeout: the current view timed out (otherwise a certificate moved us). */
-static hs_status update_view(hs_core *c, uint64_t next, bool by_timeout) {
+typedef enum moved_by { BY_TIMEOUT, BY_TC, BY_PC } moved_by;
+
+/* spec §4.7, with the cause of the move (see the file comment). */
+static hs_status update_view(hs_core *c, uint64_t next, moved_by why) {
     assert(next > c->pm_view);
-    if (by_timeout) {
+    if (why == BY_TIMEOUT) {
         if (c->timeouts_in_row < UINT32_MAX) c->timeouts_in_row++;
-    } else {
+    } else if (why == BY_PC) {
         c->timeouts_in_row = 0;
     }
     if (c->cfg.view_deadlines == HS_DEADLINES_ENTRY) {
@@ -124,8 +134,16 @@ hs_status hs_pacemaker_tick(hs_core *c) {
         e.u.view_timeout.view = cur;
         hs_core_emit(c, &e);
         /* The last view, UINT64_MAX, has no successor: it parks like an epoch-change view. */
-        if (!hs_core_is_epoch_change_view(c, cur) && cur < UINT64_MAX - 1)
-            return update_view(c, cur + 1, true);
+        if (!hs_core_is_epoch_change_view(c, cur) && cur < UINT64_MAX - 1) {
+            uint64_t next = cur + 1;
+            if (c->cfg.view_deadlines == HS_DEADLINES_ENTRY &&
+                c->timeouts_in_row + 1 >= rotation(c)) {
+                /* A whole rotation failed: meet the others in the next epoch-change view. */
+                uint64_t n = c->cfg.epoch_length, up = (n - next % n) % n;
+                if (next <= UINT64_MAX - 1 - up) next += up;
+            }
+            return update_view(c, next, BY_TIMEOUT);
+        }
 
         if (hs_core_is_validator(c, hs_core_me(c))) {
             hs_msg m = {.type = HS_MSG_TIMEOUT_VOTE};
@@ -205,7 +223,7 @@ static hs_status on_timeout_vote(hs_core *c, const hs_key *origin, const hs_time
         if (st != HS_OK) return st;
         /* spec §14.10: store it, but move only forward. */
         if (tv->highest_tc.view < UINT64_MAX - 1 && tv->highest_tc.view + 1 > c->pm_view)
-            return update_view(c, tv->highest_tc.view + 1, false);
+            return update_view(c, tv->highest_tc.view + 1, BY_TC);
     }
     return HS_OK;
 }
@@ -262,7 +280,7 @@ static hs_status on_advance_view(hs_core *c, const hs_key *origin, const hs_adva
     /* Delivered only when view >= the current view (spec §3.14), so this moves forward. Views
      * stop at UINT64_MAX - 1, so that a view always has a successor to time out into. */
     if (view >= UINT64_MAX - 1 || view + 1 <= c->pm_view) return HS_OK;
-    return update_view(c, view + 1, false);
+    return update_view(c, view + 1, av->is_tc ? BY_TC : BY_PC);
 }
 
 /* A TimeoutVote from a view below ours: its sender is parked in an epoch-change view we have

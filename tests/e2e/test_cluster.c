@@ -10,9 +10,9 @@
  *   4. the validator restarts and catches up (block sync) to the same chain;
  *   5. a validator-set update adds the listener and removes a validator; with two old
  *      validators then down, only the new set can still commit - and it does;
- * Powers are {2, 2, 2, 1} with node3 the one killed: pipelined HotStuff commits a block only
- * after four consecutive views with live leaders (three proposals and the collector of the
- * third certificate), which equal-power round robin over four never gives with one down.
+ * Powers are {2, 2, 2, 1} with node3 the one killed: unequal powers here; test_faults.c kills
+ * every position of four equal validators (which the reference's round robin could not survive,
+ * docs/liveness.md).
  *   6. SIGTERM stops the rest with exit 0; every store, opened read-only afterwards, holds
  *      the same chain and the submitted values; a data directory refuses another genesis.
  * Conditions are awaited by polling the nodes' logs (debug level: one line per committed block

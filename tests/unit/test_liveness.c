@@ -1,7 +1,8 @@
 /* tests/unit/test_liveness.c - the liveness choices of docs/liveness.md at the level of the
  * deterministic core (harness: tests/common/core_world.h), each against the reference's
  * behaviour where the difference is the point:
- *   - view deadlines from view entry, and the bounded back-off (pacemaker.c);
+ *   - view deadlines from view entry, the meeting in the next epoch-change view after a whole
+ *     rotation of failed views, and the bounded back-off (pacemaker.c);
  *   - PhaseVotes to every replica (hotstuff.c vote);
  *   - active leader selection: a crashed validator stops leading, and commits go on (leader.c),
  *     where the reference's round robin stops committing for good;
@@ -50,30 +51,52 @@ static void test_deadline_from_view_entry(void) {
     CU_ASSERT_EQUAL(deadline_after_jump(true), 500 + T + 1);
 }
 
-/* View changes of a lone replica (nobody answers): each view times out. After a rotation of
- * as many failed views as there are validators (4), each further failure doubles the next
- * view's time, up to 8 x T; a certificate resets it. */
+/* A lone replica (nobody answers): each view times out after T. The rotation-th failure in a
+ * row (4 validators) takes it straight to the next epoch-change view, where it parks and sends
+ * TimeoutVotes every T; a TC moves it on with the view time doubled, a further failure takes it
+ * to the next epoch-change view, and so on up to 8 x T; a PC resets it to T. */
+static void expect_timeout(world *w, uint64_t view_time, uint64_t next_view) {
+    node *n = &w->nodes[0];
+    CU_ASSERT_EQUAL(hs_core_deadline(n->core), w->now + view_time + 1);
+    w->now = hs_core_deadline(n->core);
+    step(n, NULL, NULL);
+    CU_ASSERT_EQUAL(hs_core_view(n->core), next_view);
+    q_clear(w);
+}
+
 static void test_backoff_after_a_rotation_of_failed_views(void) {
     world w;
-    world_open(&w, 4, 1000);
+    world_open(&w, 4, 100);
     robust(&w);
     start_core(&w, 0);
     hs_msg m = advance_view_tc(0);
     inject(&w, 0, 1, &m); /* view 1 */
-    uint64_t expect[] = {T, T, T, T, T, 2 * T, 4 * T, 8 * T, 8 * T};
-    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
-        uint64_t view = hs_core_view(w.nodes[0].core), entered = w.now;
-        CU_ASSERT_EQUAL(hs_core_deadline(w.nodes[0].core), entered + expect[i] + 1);
-        w.now = hs_core_deadline(w.nodes[0].core);
-        step(&w.nodes[0], NULL, NULL);
-        CU_ASSERT_EQUAL(hs_core_view(w.nodes[0].core), view + 1);
-        q_clear(&w);
-    }
-    hs_hash b = {{7}};
-    uint64_t v = hs_core_view(w.nodes[0].core);
-    m = advance_view_pc(v, &b);
+    expect_timeout(&w, T, 2);
+    expect_timeout(&w, T, 3);
+    expect_timeout(&w, T, 4);
+    expect_timeout(&w, T, 100); /* the 4th failure in a row: the next epoch-change view */
+    uint32_t votes = w.nodes[0].timeout_votes;
+    expect_timeout(&w, 2 * T, 100); /* parked: a TimeoutVote, then one every T */
+    expect_timeout(&w, T, 100);
+    CU_ASSERT_EQUAL(w.nodes[0].timeout_votes, votes + 2);
+    m = advance_view_tc(100);
+    inject(&w, 0, 1, &m); /* a TC does not reset the count */
+    CU_ASSERT_EQUAL(hs_core_view(w.nodes[0].core), 101);
+    expect_timeout(&w, 2 * T, 200);
+    m = advance_view_tc(200);
     inject(&w, 0, 1, &m);
-    CU_ASSERT_EQUAL(hs_core_deadline(w.nodes[0].core), w.now + T + 1);
+    expect_timeout(&w, 4 * T, 300);
+    m = advance_view_tc(300);
+    inject(&w, 0, 1, &m);
+    expect_timeout(&w, 8 * T, 400);
+    m = advance_view_tc(400);
+    inject(&w, 0, 1, &m);
+    expect_timeout(&w, 8 * T, 500); /* at most 8 x T */
+    hs_hash b = {{7}};
+    m = advance_view_pc(500, &b); /* a view that succeeded */
+    inject(&w, 0, 1, &m);
+    CU_ASSERT_EQUAL(hs_core_view(w.nodes[0].core), 501);
+    expect_timeout(&w, T, 502);
     world_close(&w);
 }
 
