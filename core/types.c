@@ -347,21 +347,30 @@ static hs_u128 slots_through_round(const hs_validator_set *vs, uint64_t t) {
  * validators with power >= t, and picks slot idx = view mod P. Rounds 1..t hold
  * Σ min(power, t) slots, which grows with t, so the round holding idx is found by binary
  * search and only that round is walked: O(n log pmax) instead of O(n pmax). */
-hs_status hs_vs_leader(const hs_validator_set *vs, uint64_t view, hs_key *out) {
+/* The slot view mod P and the round t >= 1 holding it (the smallest t with
+ * slots_through_round(t) > slot), found by binary search; HS_ERR_STATE for a powerless set. */
+static hs_status locate_slot(const hs_validator_set *vs, uint64_t view, uint64_t *p,
+                             uint64_t *slot, uint64_t *round) {
     uint64_t pmax = 0;
     for (uint32_t k = 0; k < vs->n; k++)
         if (vs->v[k].power > pmax) pmax = vs->v[k].power;
-    uint64_t p = (uint64_t)hs_vs_total_power(vs); /* the reference casts to u64 */
-    if (p == 0) return HS_ERR_STATE;
-    uint64_t idx = view % p;
-
-    /* Smallest round t with slots_through_round(t) > idx. */
+    *p = (uint64_t)hs_vs_total_power(vs); /* the reference casts to u64 */
+    if (*p == 0) return HS_ERR_STATE;
+    uint64_t idx = view % *p;
     uint64_t lo = 1, hi = pmax;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         if (slots_through_round(vs, mid) > idx) hi = mid;
         else lo = mid + 1;
     }
+    *slot = idx;
+    *round = lo;
+    return HS_OK;
+}
+
+hs_status hs_vs_leader(const hs_validator_set *vs, uint64_t view, hs_key *out) {
+    uint64_t p, idx, lo;
+    if (locate_slot(vs, view, &p, &idx, &lo) != HS_OK) return HS_ERR_STATE;
     hs_u128 before = slots_through_round(vs, lo - 1);
     assert(before <= idx);
     uint64_t rank = (uint64_t)(idx - before);
@@ -382,18 +391,8 @@ hs_status hs_vs_leader(const hs_validator_set *vs, uint64_t view, hs_key *out) {
  * One pass computes each marked validator's distance: O(n log pmax) in all. */
 hs_status hs_vs_leader_among(const hs_validator_set *vs, uint64_t view, const bool *active,
                              uint32_t *pos) {
-    uint64_t pmax = 0;
-    for (uint32_t k = 0; k < vs->n; k++)
-        if (vs->v[k].power > pmax) pmax = vs->v[k].power;
-    uint64_t p = (uint64_t)hs_vs_total_power(vs);
-    if (p == 0) return HS_ERR_STATE;
-    uint64_t idx = view % p;
-    uint64_t lo = 1, hi = pmax;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (slots_through_round(vs, mid) > idx) hi = mid;
-        else lo = mid + 1;
-    }
+    uint64_t p, idx, lo;
+    if (locate_slot(vs, view, &p, &idx, &lo) != HS_OK) return HS_ERR_STATE;
     const uint64_t t0 = lo;
     const hs_u128 start0 = slots_through_round(vs, t0 - 1), start1 = slots_through_round(vs, t0);
     const hs_u128 j0 = idx - start0;
