@@ -67,6 +67,10 @@ static void set_defaults(hs_config *c) {
     c->inbox_capacity = DEFAULT_INBOX_CAPACITY;
     c->sync_request_queue_capacity = DEFAULT_SYNC_REQUEST_QUEUE_CAPACITY;
     c->limits = hs_limits_default();
+    hs_config_default_liveness(c);
+}
+
+void hs_config_default_liveness(hs_config *c) {
     c->leader_selection = HS_LEADER_ACTIVE;
     c->vote_routing = HS_VOTES_TO_ALL;
     c->view_deadlines = HS_DEADLINES_ENTRY;

@@ -664,9 +664,7 @@ void node_config_defaults(node_config *c) {
     k->epoch_length = DEF_EPOCH_LENGTH;
     k->max_view_time_ms = DEF_MAX_VIEW_MS;
     k->log_events = false;
-    k->leader_selection = HS_LEADER_ACTIVE;
-    k->vote_routing = HS_VOTES_TO_ALL;
-    k->view_deadlines = HS_DEADLINES_ENTRY;
+    hs_config_default_liveness(k);
     k->inbox_capacity = DEF_REPLICA_INBOX;
     k->event_queue_capacity = DEF_EVENT_QUEUE;
     k->sync_request_queue_capacity = DEF_SYNC_QUEUE;

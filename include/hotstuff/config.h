@@ -76,8 +76,9 @@ void hs_config_builder_limits(hs_config_builder *b, const hs_limits *limits);
 void hs_config_builder_leader_selection(hs_config_builder *b, hs_leader_selection s);
 void hs_config_builder_vote_routing(hs_config_builder *b, hs_vote_routing r);
 void hs_config_builder_view_deadlines(hs_config_builder *b, hs_view_deadlines d);
-/* All three liveness choices set to HotStuff-rs v0.4's behaviour. */
+/* All three liveness choices set to HotStuff-rs v0.4's behaviour, or to this port's defaults. */
 void hs_config_reference_liveness(hs_config *c);
+void hs_config_default_liveness(hs_config *c);
 
 /* HS_OK and *out, or HS_ERR_INVALID with a message naming the field in err. */
 hs_status hs_config_builder_build(const hs_config_builder *b, hs_config *out, char *err,

@@ -562,14 +562,20 @@ static void *submit_later(void *arg) {
     return NULL;
 }
 
+/* A fixture whose app waits up to wait_ms for a transaction before an empty block. */
+static void fx_init_waiting(fixture *f, uint64_t wait_ms) {
+    fx_init(f);
+    kvapp_config c = f->cfg;
+    c.empty_block_wait_ms = wait_ms;
+    kvapp_free(f->app);
+    f->app = kvapp_new(&c, &f->kv);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f->app);
+    f->iface = kvapp_app(f->app);
+}
+
 static void test_empty_block_wait(void) {
     fixture f;
-    fx_init(&f);
-    kvapp_config c = f.cfg;
-    c.empty_block_wait_ms = 300;
-    kvapp_free(f.app);
-    f.app = kvapp_new(&c, &f.kv);
-    f.iface = kvapp_app(f.app);
+    fx_init_waiting(&f, 300);
     /* Nothing arrives: an empty block after the wait. */
     uint64_t t0 = cu_now_ms();
     hs_produce_block_response p;
@@ -597,12 +603,7 @@ static void test_empty_block_wait(void) {
  * are proposed without the wait; once it is committed, an empty pipeline waits again. */
 static void test_no_wait_behind_transactions(void) {
     fixture f;
-    fx_init(&f);
-    kvapp_config c = f.cfg;
-    c.empty_block_wait_ms = 300;
-    kvapp_free(f.app);
-    f.app = kvapp_new(&c, &f.kv);
-    f.iface = kvapp_app(f.app);
+    fx_init_waiting(&f, 300);
     tx a = put_tx(1, "a", "1");
     hs_data d;
     data_of(&d, &a, 1);

@@ -604,11 +604,7 @@ static void setup(sim_world *w) {
     for (uint32_t i = 0; i < w->n; i++) {
         sim_node *n = &w->nodes[i];
         n->cfg = hs_config_test_values(&n->kp); /* the reference's liveness choices */
-        if (!o->reference) {
-            n->cfg.leader_selection = HS_LEADER_ACTIVE;
-            n->cfg.vote_routing = HS_VOTES_TO_ALL;
-            n->cfg.view_deadlines = HS_DEADLINES_ENTRY;
-        }
+        if (!o->reference) hs_config_default_liveness(&n->cfg);
         n->cfg.chain_id = 7;
         n->cfg.epoch_length = w->epoch_length;
         n->cfg.max_view_time_ms = w->max_view_time;

@@ -19,11 +19,7 @@
 #include "core_world.h"
 #include "cu.h"
 
-static void robust(world *w) {
-    w->tmpl.leader_selection = HS_LEADER_ACTIVE;
-    w->tmpl.vote_routing = HS_VOTES_TO_ALL;
-    w->tmpl.view_deadlines = HS_DEADLINES_ENTRY;
-}
+static void robust(world *w) { hs_config_default_liveness(&w->tmpl); }
 
 /* A lone replica moved by certificates: the deadline of the view it is moved to. */
 static uint64_t deadline_after_jump(bool entry) {
