@@ -1065,14 +1065,19 @@ static void submits_on_recv(acall *c, grpc_byte_buffer *bb) {
         finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed SubmitTransactionsRequest");
         return;
     }
-    char reason[256];
-    hs_hash h;
-    int code = submit_tx(c->a, q->transaction.data, q->transaction.len, &h, reason);
-    protobuf_c_message_free_unpacked(&q->base, NULL);
-    if (code == GRPC_STATUS_OK) c->accepted++;
-    else {
-        if (c->rejected++ == 0) snprintf(c->first_err, sizeof c->first_err, "%s", reason);
+    /* `transaction` first (an empty one is a rejection only when the message carries nothing
+     * else, so a batch may leave it unset), then the batch in order. */
+    size_t n = q->n_transactions;
+    bool single = q->transaction.len > 0 || n == 0;
+    for (size_t i = single ? 0 : 1; i <= n; i++) {
+        const ProtobufCBinaryData *tx = i == 0 ? &q->transaction : &q->transactions[i - 1];
+        char reason[256];
+        hs_hash h;
+        int code = submit_tx(c->a, tx->data, tx->len, &h, reason);
+        if (code == GRPC_STATUS_OK) c->accepted++;
+        else if (c->rejected++ == 0) snprintf(c->first_err, sizeof c->first_err, "%s", reason);
     }
+    protobuf_c_message_free_unpacked(&q->base, NULL);
     arm_recv(c);
 }
 

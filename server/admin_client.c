@@ -202,6 +202,10 @@ ProtobufCMessage *hsc_stream_next(hsc_stream *s, const ProtobufCMessageDescripto
     return m;
 }
 
+void hsc_stream_cancel(hsc_stream *s) {
+    grpc_call_cancel(s->call, NULL); /* thread-safe in gRPC core */
+}
+
 grpc_status_code hsc_stream_finish(hsc_stream *s, bool cancel, hsc_status *st) {
     if (cancel) grpc_call_cancel(s->call, NULL);
     if (s->status_pending) pluck(s, &s->t_status);

@@ -56,6 +56,9 @@ hsc_stream *hsc_stream_open(hsc_client *c, const char *method, const ProtobufCMe
 /* The next message, or NULL at the end of the stream (then call hsc_stream_finish). A
  * message that does not parse also ends the stream (INTERNAL). */
 ProtobufCMessage *hsc_stream_next(hsc_stream *s, const ProtobufCMessageDescriptor *d);
+/* Cancels the call from any thread (the owner's hsc_stream_next then returns NULL); the
+ * owner still calls hsc_stream_finish. */
+void hsc_stream_cancel(hsc_stream *s);
 /* Cancels the call when `cancel`, waits for its status, frees the stream. Returns the status
  * code; a malformed message seen by hsc_stream_next overrides an OK status. */
 grpc_status_code hsc_stream_finish(hsc_stream *s, bool cancel, hsc_status *st);

@@ -676,19 +676,39 @@ static void test_submit_stream(void) {
         cs_send(&s, &q.base);
         free(tx);
     }
+    /* A batch in `transactions` with `transaction` unset: each one counts on its own. */
+    uint8_t *b0 = NULL, *b1 = NULL;
+    size_t l0 = 0, l1 = 0;
+    CU_ASSERT_EQUAL_FATAL(kvtx_encode_put(2000, (const uint8_t *)"b0", 2, (const uint8_t *)"v",
+                                          1, &b0, &l0),
+                          HS_OK);
+    CU_ASSERT_EQUAL_FATAL(kvtx_encode_put(2001, (const uint8_t *)"b1", 2, (const uint8_t *)"v",
+                                          1, &b1, &l1),
+                          HS_OK);
+    ProtobufCBinaryData batch[3] = {{l0, b0}, {3, (uint8_t *)"\x01\x02\x03"}, {l1, b1}};
+    Hotstuff__V1__SubmitTransactionsRequest bq = HOTSTUFF__V1__SUBMIT_TRANSACTIONS_REQUEST__INIT;
+    bq.n_transactions = 3;
+    bq.transactions = batch;
+    cs_send(&s, &bq.base);
+    free(b0);
+    free(b1);
     cs_close_send(&s);
     Hotstuff__V1__SubmitTransactionsResponse *r = (Hotstuff__V1__SubmitTransactionsResponse *)
         cs_recv(&s, &hotstuff__v1__submit_transactions_response__descriptor);
     CU_ASSERT_EQUAL(cs_finish(&s, false), GRPC_STATUS_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    CU_ASSERT_EQUAL(r->accepted, 5);
-    CU_ASSERT_EQUAL(r->rejected, 2);
+    CU_ASSERT_EQUAL(r->accepted, 7);
+    CU_ASSERT_EQUAL(r->rejected, 3);
     CU_ASSERT(strlen(r->first_error) > 0);
     protobuf_c_message_free_unpacked(&r->base, NULL);
     Hotstuff__V1__GetStateResponse *st = NULL;
     bool ok = CU_AWAIT(get_state("k4", &st) == GRPC_STATUS_OK, TIMEOUT);
     CU_ASSERT(ok);
-    if (!ok) print_cluster();
+    if (st) protobuf_c_message_free_unpacked(&st->base, NULL);
+    st = NULL;
+    bool ok_b = CU_AWAIT(get_state("b1", &st) == GRPC_STATUS_OK, TIMEOUT);
+    CU_ASSERT(ok_b);
+    if (!ok || !ok_b) print_cluster();
     if (st) protobuf_c_message_free_unpacked(&st->base, NULL);
 }
 
