@@ -134,3 +134,11 @@ for l in "${results[@]}"; do
 done
 echo
 printf '%s\n' "${results[@]}"
+# The smoke run fails unless transactions committed and the JSON line says so.
+if [ "$smoke" = 1 ]; then
+  case "${results[0]}" in
+    '{"scenario":'*'"committed_tx_per_s":0.0,'*) echo "run.sh: smoke: nothing committed" >&2; exit 1 ;;
+    '{"scenario":'*'"committed_tx_per_s":'*) echo "run.sh: smoke: ok" ;;
+    *) echo "run.sh: smoke: no JSON line" >&2; exit 1 ;;
+  esac
+fi

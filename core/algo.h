@@ -73,6 +73,7 @@ struct hs_core {
 
     /* Intake (spec §3.14) */
     hs_msg_buffer *buffer;
+    hs_sig_cache *sig_cache; /* signatures verified once, whatever carries them again */
 
     /* Block Sync client (spec §5.2-5.4), non-blocking: see sync_client.c */
     uint32_t n_servers;

@@ -57,7 +57,7 @@ hs_status hs_core_refresh(hs_core *c) {
 }
 
 hs_safety_ctx hs_core_safety(const hs_core *c) {
-    hs_safety_ctx s = {&c->rd, c->cfg.chain_id, &c->vss};
+    hs_safety_ctx s = {&c->rd, c->cfg.chain_id, &c->vss, c->sig_cache};
     return s;
 }
 
@@ -159,6 +159,15 @@ hs_status hs_core_new(const hs_config *cfg, const hs_core_env *env, uint64_t now
     if (!env->kv.get || !env->kv.write || !env->net.broadcast || !env->net.send ||
         !env->app.produce_block || !env->app.validate_block || !env->app.validate_block_for_sync)
         return HS_ERR_INVALID;
+    /* The core trusts its own signatures (sig_cache.h): the key pair must be one. */
+    uint8_t probe[] = "hotstuff-c key pair check";
+    hs_sig probe_sig;
+    hs_sign(&cfg->me, probe, sizeof probe, &probe_sig);
+    if (!hs_verify(&cfg->me.public_key, probe, sizeof probe, &probe_sig)) {
+        hs_log(HS_LOG_ERROR, "core", "the configured key pair is inconsistent: its secret key "
+                                     "does not sign for its public key");
+        return HS_ERR_INVALID;
+    }
     hs_core *c = calloc(1, sizeof *c);
     if (!c) return HS_ERR_NOMEM;
     c->cfg = *cfg;
@@ -167,7 +176,10 @@ hs_status hs_core_new(const hs_config *cfg, const hs_core_env *env, uint64_t now
     c->now = now_ms;
     c->rng = env->rng_seed ? env->rng_seed : 0x9E3779B97F4A7C15ull;
     c->buffer = hs_msg_buffer_new(cfg->progress_msg_buffer_capacity);
-    if (!c->buffer) {
+    c->sig_cache = hs_sig_cache_new();
+    if (!c->buffer || !c->sig_cache) {
+        hs_msg_buffer_free(c->buffer);
+        hs_sig_cache_free(c->sig_cache);
         free(c);
         return HS_ERR_NOMEM;
     }
@@ -205,6 +217,7 @@ void hs_core_free(hs_core *c) {
     hs_hotstuff_free(c);
     hs_pacemaker_free(c);
     hs_msg_buffer_free(c->buffer);
+    hs_sig_cache_free(c->sig_cache);
     hs_vss_free(&c->vss);
     hs_pc_free(&c->highest_pc);
     hs_tc_free(&c->highest_tc);

@@ -218,6 +218,7 @@ static hs_status vote(hs_core *c, const hs_hash *block, hs_phase phase) {
     uint8_t bytes[HS_VOTE_MSG_LEN];
     hs_phase_vote_bytes(v->chain_id, v->view, &v->block, v->phase, bytes);
     hs_sign(&c->cfg.me, bytes, sizeof bytes, &v->sig);
+    hs_sig_cache_remember(c->sig_cache, hs_core_me(c), bytes, sizeof bytes, &v->sig);
 
     /* Votes go to the next leader (spec §3.1), or to everyone (HS_VOTES_TO_ALL), so that every
      * replica collects the PC itself and no single next leader's crash loses it. */
@@ -361,7 +362,7 @@ static hs_status on_phase_vote(hs_core *c, const hs_key *origin, const hs_phase_
     if ((unsigned)v->phase >= HS_PHASE_COUNT) return HS_OK;
     uint8_t bytes[HS_VOTE_MSG_LEN];
     hs_phase_vote_bytes(v->chain_id, v->view, &v->block, v->phase, bytes);
-    if (!hs_verify(origin, bytes, sizeof bytes, &v->sig)) return HS_OK;
+    if (!hs_sig_cache_verify(c->sig_cache, origin, bytes, sizeof bytes, &v->sig)) return HS_OK;
 
     bool got = false;
     hs_pc pc = {0};

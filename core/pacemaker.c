@@ -153,6 +153,7 @@ hs_status hs_pacemaker_tick(hs_core *c) {
             uint8_t bytes[HS_TIMEOUT_MSG_LEN];
             hs_timeout_vote_bytes(tv->chain_id, cur, bytes);
             hs_sign(&c->cfg.me, bytes, sizeof bytes, &tv->sig);
+            hs_sig_cache_remember(c->sig_cache, hs_core_me(c), bytes, sizeof bytes, &tv->sig);
             if (c->has_highest_tc) {
                 tv->has_highest_tc = true;
                 tv->highest_tc = c->highest_tc; /* borrowed */
@@ -188,7 +189,7 @@ static hs_status on_timeout_vote(hs_core *c, const hs_key *origin, const hs_time
     if (!hs_core_is_validator(c, origin)) return HS_OK;
     uint8_t bytes[HS_TIMEOUT_MSG_LEN];
     hs_timeout_vote_bytes(tv->chain_id, tv->view, bytes);
-    if (!hs_verify(origin, bytes, sizeof bytes, &tv->sig)) return HS_OK;
+    if (!hs_sig_cache_verify(c->sig_cache, origin, bytes, sizeof bytes, &tv->sig)) return HS_OK;
     if (!hs_core_is_epoch_change_view(c, tv->view)) return HS_OK;
 
     hs_safety_ctx sc = hs_core_safety(c);
@@ -298,7 +299,7 @@ hs_status hs_pacemaker_on_stale_timeout_vote(hs_core *c, const hs_key *origin,
     if (memcmp(origin->b, hs_core_me(c)->b, HS_KEY_LEN) == 0) return HS_OK;
     uint8_t bytes[HS_TIMEOUT_MSG_LEN];
     hs_timeout_vote_bytes(tv->chain_id, tv->view, bytes);
-    if (!hs_verify(origin, bytes, sizeof bytes, &tv->sig)) return HS_OK;
+    if (!hs_sig_cache_verify(c->sig_cache, origin, bytes, sizeof bytes, &tv->sig)) return HS_OK;
 
     /* Both certificates when both qualify: across a validator-set change the laggard may be
      * able to verify only one of them (a TC of the new set means nothing to a replica that has

@@ -15,24 +15,25 @@ static bool hash_eq(const hs_hash *a, const hs_hash *b) {
 
 /* ---- spec §2.10 ---- */
 
-bool hs_is_correctly_signed(const hs_sigset *sigs, const hs_validator_set *vs, const uint8_t *msg,
-                            size_t len) {
+bool hs_is_correctly_signed(hs_sig_cache *cache, const hs_sigset *sigs,
+                            const hs_validator_set *vs, const uint8_t *msg, size_t len) {
     if (sigs->n != vs->n) return false;
     assert(sigs->n == 0 || sigs->slots != NULL);
     hs_u128 tally = 0;
     for (uint32_t i = 0; i < sigs->n; i++) {
         if (!sigs->slots[i].present) continue;
         /* One bad signature rejects the whole certificate, whatever the others weigh. */
-        if (!hs_verify(&vs->v[i].key, msg, len, &sigs->slots[i].sig)) return false;
+        if (!hs_sig_cache_verify(cache, &vs->v[i].key, msg, len, &sigs->slots[i].sig))
+            return false;
         tally += vs->v[i].power;
     }
     return tally >= hs_vs_quorum(vs);
 }
 
-static bool pc_signed_by(const hs_pc *pc, const hs_validator_set *vs) {
+static bool pc_signed_by(const hs_safety_ctx *c, const hs_pc *pc, const hs_validator_set *vs) {
     uint8_t msg[HS_VOTE_MSG_LEN];
     hs_phase_vote_bytes(pc->chain_id, pc->view, &pc->block, pc->phase, msg);
-    return hs_is_correctly_signed(&pc->sigs, vs, msg, sizeof msg);
+    return hs_is_correctly_signed(c->sigs, &pc->sigs, vs, msg, sizeof msg);
 }
 
 /* h == U: the PC certifies a block at the height of the latest committed VS-updating block. Which
@@ -46,21 +47,21 @@ static hs_status pc_at_update_height(const hs_safety_ctx *c, const hs_pc *pc, bo
     switch (pc->phase) {
     case HS_PHASE_DECIDE:
         if (status == HS_VSU_COMMITTED) {
-            *out = pc_signed_by(pc, &c->vss->committed);
+            *out = pc_signed_by(c, pc, &c->vss->committed);
         } else if (status == HS_VSU_PENDING) {
             /* Decided by the set the pending update produces. */
             hs_validator_set next = {0};
             st = hs_vs_copy(&next, &c->vss->committed);
             if (st == HS_OK) st = hs_vs_apply(&next, &pending);
-            if (st == HS_OK) *out = pc_signed_by(pc, &next);
+            if (st == HS_OK) *out = pc_signed_by(c, pc, &next);
             hs_vs_free(&next);
         }
         break;
     case HS_PHASE_PREPARE:
     case HS_PHASE_PRECOMMIT:
     case HS_PHASE_COMMIT:
-        if (status == HS_VSU_COMMITTED) *out = pc_signed_by(pc, &c->vss->previous);
-        else if (status == HS_VSU_PENDING) *out = pc_signed_by(pc, &c->vss->committed);
+        if (status == HS_VSU_COMMITTED) *out = pc_signed_by(c, pc, &c->vss->previous);
+        else if (status == HS_VSU_PENDING) *out = pc_signed_by(c, pc, &c->vss->committed);
         break;
     default: /* Generic (or an out-of-range phase): never valid at the update height */
         break;
@@ -80,16 +81,16 @@ hs_status hs_pc_is_correct(const hs_safety_ctx *c, const hs_pc *pc, bool *out) {
     hs_status st = hs_bt_block_height(c->r, &pc->block, &h);
     if (st != HS_OK && st != HS_NOT_FOUND) return st;
     if (st == HS_NOT_FOUND) {
-        *out = pc_signed_by(pc, &c->vss->committed);
+        *out = pc_signed_by(c, pc, &c->vss->committed);
         return HS_OK;
     }
     if (!c->vss->has_update_height) {
-        *out = pc_signed_by(pc, &c->vss->committed);
+        *out = pc_signed_by(c, pc, &c->vss->committed);
         return HS_OK;
     }
     uint64_t u = c->vss->update_height;
-    if (h < u) *out = pc_signed_by(pc, &c->vss->previous);
-    else if (h > u) *out = pc_signed_by(pc, &c->vss->committed);
+    if (h < u) *out = pc_signed_by(c, pc, &c->vss->previous);
+    else if (h > u) *out = pc_signed_by(c, pc, &c->vss->committed);
     else return pc_at_update_height(c, pc, out);
     return HS_OK;
 }
@@ -103,8 +104,8 @@ hs_status hs_tc_is_correct(const hs_safety_ctx *c, const hs_tc *tc, bool *out) {
      * never verify it, and replicas split between epoch-change views for good (a stall the
      * simulator found). TCs only move views, never lock or commit anything, so the port
      * accepts either of the two latest sets. */
-    *out = hs_is_correctly_signed(&tc->sigs, &c->vss->committed, msg, sizeof msg) ||
-           hs_is_correctly_signed(&tc->sigs, &c->vss->previous, msg, sizeof msg);
+    *out = hs_is_correctly_signed(c->sigs, &tc->sigs, &c->vss->committed, msg, sizeof msg) ||
+           hs_is_correctly_signed(c->sigs, &tc->sigs, &c->vss->previous, msg, sizeof msg);
     return HS_OK;
 }
 

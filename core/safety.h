@@ -8,16 +8,18 @@
 
 #include "hotstuff/block_tree.h"
 #include "hotstuff/messages.h"
+#include "sig_cache.h"
 
 typedef struct hs_safety_ctx {
     const hs_kv_reader *r;
     uint64_t chain_id;
     const hs_vss *vss; /* the current validator set state */
+    hs_sig_cache *sigs; /* may be NULL: every signature is then verified afresh */
 } hs_safety_ctx;
 
-/* spec §2.10 is_correctly_signed. */
-bool hs_is_correctly_signed(const hs_sigset *sigs, const hs_validator_set *vs, const uint8_t *msg,
-                            size_t len);
+/* spec §2.10 is_correctly_signed; `cache` (may be NULL) remembers the signatures it verified. */
+bool hs_is_correctly_signed(hs_sig_cache *cache, const hs_sigset *sigs,
+                            const hs_validator_set *vs, const uint8_t *msg, size_t len);
 hs_status hs_pc_is_correct(const hs_safety_ctx *c, const hs_pc *pc, bool *out);
 hs_status hs_tc_is_correct(const hs_safety_ctx *c, const hs_tc *tc, bool *out);
 /* hash recomputes AND pc_is_correct(justify) */

@@ -299,7 +299,8 @@ hs_status hs_sync_client_on_advertise(hs_core *c, const hs_key *origin, const hs
         if (ab->chain_id != c->cfg.chain_id || is_blacklisted(c, origin)) return HS_OK;
         uint8_t bytes[HS_TIMEOUT_MSG_LEN];
         hs_timeout_vote_bytes(ab->chain_id, ab->height, bytes);
-        if (!hs_verify(origin, bytes, sizeof bytes, &ab->sig)) return HS_OK;
+        if (!hs_sig_cache_verify(c->sig_cache, origin, bytes, sizeof bytes, &ab->sig))
+            return HS_OK;
         if (memcmp(origin->b, hs_core_me(c)->b, HS_KEY_LEN) == 0) return HS_OK; /* our own */
         bool ok = false;
         hs_status st = is_sync_server_address(c, origin, &ok);

@@ -177,18 +177,47 @@ static hs_status view_has_tx(const hs_app_view *view, const hs_hash *tx, bool *o
     return st;
 }
 
-void kvapp_data_hash(const hs_data *d, hs_hash *out) {
+/* The data hash from the datums' own hashes: SHA-256(u32le(n) || SHA-256(datum) ...). */
+static void data_hash_of(uint32_t n, const hs_hash *h, hs_hash *out) {
     crypto_hash_sha256_state s;
-    uint8_t n[4] = {(uint8_t)d->n, (uint8_t)(d->n >> 8), (uint8_t)(d->n >> 16),
-                    (uint8_t)(d->n >> 24)};
+    uint8_t nb[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
     crypto_hash_sha256_init(&s);
-    crypto_hash_sha256_update(&s, n, sizeof n);
-    for (uint32_t i = 0; i < d->n; i++) {
-        hs_hash h;
-        hs_sha256(d->items[i].p, d->items[i].len, &h);
-        crypto_hash_sha256_update(&s, h.b, HS_HASH_LEN);
-    }
+    crypto_hash_sha256_update(&s, nb, sizeof nb);
+    for (uint32_t i = 0; i < n; i++) crypto_hash_sha256_update(&s, h[i].b, HS_HASH_LEN);
     crypto_hash_sha256_final(&s, out->b);
+}
+
+/* SHA-256 of every datum, once per block: the data hash, the duplicate check and the
+ * transactions' identities all use them. malloc'd into *out (NULL when d is empty). */
+static hs_status hash_items(const hs_data *d, hs_hash **out) {
+    *out = NULL;
+    if (d->n == 0) return HS_OK;
+    hs_hash *h = malloc(d->n * sizeof *h);
+    if (!h) return HS_ERR_NOMEM;
+    for (uint32_t i = 0; i < d->n; i++) hs_sha256(d->items[i].p, d->items[i].len, &h[i]);
+    *out = h;
+    return HS_OK;
+}
+
+void kvapp_data_hash(const hs_data *d, hs_hash *out) {
+    hs_hash *h = NULL;
+    if (hash_items(d, &h) != HS_OK) {
+        /* Out of memory: hash datum by datum (same result, no array). */
+        crypto_hash_sha256_state s;
+        uint8_t nb[4] = {(uint8_t)d->n, (uint8_t)(d->n >> 8), (uint8_t)(d->n >> 16),
+                         (uint8_t)(d->n >> 24)};
+        crypto_hash_sha256_init(&s);
+        crypto_hash_sha256_update(&s, nb, sizeof nb);
+        for (uint32_t i = 0; i < d->n; i++) {
+            hs_hash one;
+            hs_sha256(d->items[i].p, d->items[i].len, &one);
+            crypto_hash_sha256_update(&s, one.b, HS_HASH_LEN);
+        }
+        crypto_hash_sha256_final(&s, out->b);
+        return;
+    }
+    data_hash_of(d->n, h, out);
+    free(h);
 }
 
 /* ---- validator sets ---- */
@@ -231,7 +260,8 @@ static int hash_cmp(const void *a, const void *b) {
 }
 
 /* Data-level rules that need no decoding: count, bytes, no transaction twice. */
-static hs_status check_shape(const kvapp *a, const hs_data *d, exec_result *r) {
+static hs_status check_shape(const kvapp *a, const hs_data *d, const hs_hash *hashes,
+                             exec_result *r) {
     if (d->n > a->cfg.max_block_txs) {
         snprintf(r->reason, sizeof r->reason, "%u transactions; the limit is %u", d->n,
                  a->cfg.max_block_txs);
@@ -247,7 +277,7 @@ static hs_status check_shape(const kvapp *a, const hs_data *d, exec_result *r) {
     if (d->n > 1) {
         hs_hash *h = malloc(d->n * sizeof *h);
         if (!h) return HS_ERR_NOMEM;
-        for (uint32_t i = 0; i < d->n; i++) hs_sha256(d->items[i].p, d->items[i].len, &h[i]);
+        memcpy(h, hashes, d->n * sizeof *h);
         qsort(h, d->n, sizeof *h, hash_cmp);
         bool dup = false;
         for (uint32_t i = 1; i < d->n && !dup; i++) dup = hash_cmp(&h[i - 1], &h[i]) == 0;
@@ -293,12 +323,13 @@ static hs_status apply_tx(const kvtx *t, uint64_t height, exec_result *r) {
     return st;
 }
 
-/* Executes data on top of view for a block at `height`. Returns a non-OK status only when it
- * could not decide (no memory, store error); a verdict of invalid is HS_OK with !r->valid. */
+/* Executes data on top of view for a block at `height`; hashes[i] is the SHA-256 of datum i.
+ * Returns a non-OK status only when it could not decide (no memory, store error); a verdict of
+ * invalid is HS_OK with !r->valid. */
 static hs_status execute(const kvapp *a, const hs_app_view *view, uint64_t height,
-                         const hs_data *d, exec_result *r) {
+                         const hs_data *d, const hs_hash *hashes, exec_result *r) {
     memset(r, 0, sizeof *r);
-    hs_status st = check_shape(a, d, r);
+    hs_status st = check_shape(a, d, hashes, r);
     if (st != HS_OK || !r->valid) return st;
     r->valid = false;
     hs_validator_set vs = {0};
@@ -306,7 +337,8 @@ static hs_status execute(const kvapp *a, const hs_app_view *view, uint64_t heigh
     for (uint32_t i = 0; i < d->n && st == HS_OK; i++) {
         kvtx t;
         char why[200];
-        st = kvtx_decode(&a->rules, d->items[i].p, d->items[i].len, &t, why, sizeof why);
+        st = kvtx_decode_hashed(&a->rules, d->items[i].p, d->items[i].len, &hashes[i], &t, why,
+                                sizeof why);
         if (st == HS_ERR_INVALID) { /* a verdict, not a failure */
             snprintf(r->reason, sizeof r->reason, "transaction %u: %s", i, why);
             st = HS_OK;
@@ -353,15 +385,19 @@ static hs_status validate(void *self, const hs_validate_block_request *req,
     kvapp *a = self;
     const hs_block *b = req->proposed_block;
     resp->valid = false;
-    hs_hash dh;
-    kvapp_data_hash(&b->data, &dh);
+    hs_hash *hashes = NULL, dh;
+    hs_status st = hash_items(&b->data, &hashes);
+    if (st != HS_OK) return st;
+    data_hash_of(b->data.n, hashes, &dh);
     if (memcmp(dh.b, b->data_hash.b, HS_HASH_LEN) != 0) {
         hs_log(HS_LOG_WARN, MODULE, "invalid block height=%llu: data_hash does not match its data",
                (unsigned long long)b->height);
+        free(hashes);
         return HS_OK;
     }
     exec_result r;
-    hs_status st = execute(a, req->tree, b->height, &b->data, &r);
+    st = execute(a, req->tree, b->height, &b->data, hashes, &r);
+    free(hashes);
     if (st != HS_OK) {
         hs_log(HS_LOG_ERROR, MODULE, "cannot validate block height=%llu: %s",
                (unsigned long long)b->height, hs_status_str(st));
@@ -388,6 +424,7 @@ typedef struct packer {
     const kvapp *a;
     const hs_app_view *view;
     hs_data data;         /* owns the chosen transactions */
+    hs_hash *hashes;      /* hashes[i]: SHA-256 of data.items[i], from the mempool */
     uint64_t bytes;
     hs_validator_set vs;  /* committed set with the chosen updates applied */
     bool vs_read;
@@ -447,7 +484,7 @@ static hs_status packer_offer(packer *p, mempool_item *item) {
     if (st != HS_OK || seen) return st;
     kvtx t;
     char why[200];
-    st = kvtx_decode(&a->rules, item->tx.p, item->tx.len, &t, why, sizeof why);
+    st = kvtx_decode_hashed(&a->rules, item->tx.p, item->tx.len, &item->hash, &t, why, sizeof why);
     if (st == HS_ERR_INVALID) { /* was valid when admitted: cannot happen, but never pack it */
         packer_evict(p, &item->hash);
         return HS_OK;
@@ -457,6 +494,7 @@ static hs_status packer_offer(packer *p, mempool_item *item) {
     if (t.kind == KVTX_UPDATE_VALIDATORS) st = packer_vs_ok(p, &t, &ok);
     kvtx_free(&t);
     if (st != HS_OK || !ok) return st;
+    p->hashes[p->data.n] = item->hash;
     p->data.items[p->data.n++] = item->tx;
     p->bytes += item->tx.len;
     memset(&item->tx, 0, sizeof item->tx);
@@ -470,6 +508,10 @@ static hs_status packer_fill(packer *p, mempool *pool) {
     if (!p->data.items) {
         p->data.items = calloc(a->cfg.max_block_txs, sizeof *p->data.items);
         if (!p->data.items) return HS_ERR_NOMEM;
+    }
+    if (!p->hashes) {
+        p->hashes = malloc(a->cfg.max_block_txs * sizeof *p->hashes);
+        if (!p->hashes) return HS_ERR_NOMEM;
     }
     mempool_item *items = calloc(COLLECT_CHUNK, sizeof *items);
     if (!items) return HS_ERR_NOMEM;
@@ -570,25 +612,23 @@ static hs_status produce(void *self, const hs_produce_block_request *req,
     for (size_t i = 0; i < p.n_evict; i++) mempool_remove(a->pool, &p.evict[i]);
     free(p.evict);
     hs_vs_free(&p.vs);
-    if (st != HS_OK) {
-        hs_data_free(&p.data);
-        return st;
-    }
     exec_result r;
-    st = execute(a, req->tree, height, &p.data, &r);
+    if (st == HS_OK) st = execute(a, req->tree, height, &p.data, p.hashes, &r);
     if (st == HS_OK && !r.valid) {
         /* A bug if it happens: propose an empty block rather than one every replica rejects. */
         hs_log(HS_LOG_ERROR, MODULE, "produced an invalid block (%s); proposing it empty",
                r.reason);
         hs_data_free(&p.data);
-        st = execute(a, req->tree, height, &p.data, &r);
+        st = execute(a, req->tree, height, &p.data, p.hashes, &r);
     }
     if (st != HS_OK) {
         hs_data_free(&p.data);
+        free(p.hashes);
         return st;
     }
     resp->data = p.data;
-    kvapp_data_hash(&resp->data, &resp->data_hash);
+    data_hash_of(p.data.n, p.hashes, &resp->data_hash);
+    free(p.hashes);
     resp->has_app_state_updates = r.asu.n_inserts + r.asu.n_deletes > 0;
     resp->app_state_updates = r.asu;
     resp->has_validator_set_updates = r.has_vsu;

@@ -300,8 +300,8 @@ static hs_status take_op(const kvtx_rules *rules, const Hotstuff__V1__KvTransact
     }
 }
 
-hs_status kvtx_decode(const kvtx_rules *rules, const uint8_t *p, size_t len, kvtx *out,
-                      char *reason, size_t rlen) {
+static hs_status decode(const kvtx_rules *rules, const uint8_t *p, size_t len, kvtx *out,
+                        char *reason, size_t rlen) {
     memset(out, 0, sizeof *out);
     if (reason && rlen) reason[0] = '\0';
     if (len == 0) return reject(reason, rlen, "empty transaction");
@@ -322,10 +322,20 @@ hs_status kvtx_decode(const kvtx_rules *rules, const uint8_t *p, size_t len, kvt
     }
     hotstuff__v1__kv_transaction__free_unpacked(m, NULL);
     if (st == HS_ERR_NOMEM && reason && rlen) snprintf(reason, rlen, "out of memory");
-    if (st != HS_OK) {
-        kvtx_free(out);
-        return st;
-    }
-    hs_sha256(p, len, &out->hash);
-    return HS_OK;
+    if (st != HS_OK) kvtx_free(out);
+    return st;
+}
+
+hs_status kvtx_decode(const kvtx_rules *rules, const uint8_t *p, size_t len, kvtx *out,
+                      char *reason, size_t rlen) {
+    hs_status st = decode(rules, p, len, out, reason, rlen);
+    if (st == HS_OK) hs_sha256(p, len, &out->hash);
+    return st;
+}
+
+hs_status kvtx_decode_hashed(const kvtx_rules *rules, const uint8_t *p, size_t len,
+                             const hs_hash *hash, kvtx *out, char *reason, size_t rlen) {
+    hs_status st = decode(rules, p, len, out, reason, rlen);
+    if (st == HS_OK) out->hash = *hash;
+    return st;
 }

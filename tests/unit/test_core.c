@@ -365,6 +365,23 @@ typedef struct startup_case {
 
 /* Guards fix 6 (core/algorithm.c start_up_view). Epoch length 4. The first three rows fail
  * without the fix (the spec starts at E + 1 and at 0); the others are unchanged. */
+/* The core trusts the signatures it makes (its own votes skip re-verification), so it refuses
+ * a key pair whose secret key does not sign for its public key. */
+static void test_inconsistent_key_pair_refused(void) {
+    world w;
+    world_open(&w, 1, 4);
+    node *n = &w.nodes[0];
+    hs_config c = node_cfg(&w, 0);
+    c.me.public_key = kps[1].public_key;
+    hs_core *core = NULL;
+    CU_ASSERT_EQUAL(hs_core_new(&c, &n->env, w.now, &core), HS_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(core);
+    c = node_cfg(&w, 0);
+    CU_ASSERT_EQUAL(hs_core_new(&c, &n->env, w.now, &core), HS_OK);
+    hs_core_free(core);
+    world_close(&w);
+}
+
 static void test_start_up_view(void) {
     static const startup_case cases[] = {
         {4, -1, -1, 4, "parked in epoch-change view 4, no certificate for it: restart in 4"},
@@ -1066,6 +1083,8 @@ static void test_decided_replica_follows_previous_set_tc(void) {
 }
 
 static const cu_test tests[] = {
+    {"a key pair that does not sign for its public key is refused",
+     test_inconsistent_key_pair_refused},
     {"3: a re-proposal of a committed VS-updating block keeps it Committed",
      test_reproposal_of_committed_vs_block},
     {"5a: sync past >= limit known uncommitted blocks", test_sync_past_known_uncommitted_blocks},

@@ -167,26 +167,26 @@ static void test_is_correctly_signed(void) {
     hs_sigset s = {0};
     /* 4 x power 1: quorum floor(8/3) + 1 = 3. */
     sign_slots(&s, &vs1, 0x7, msg, sizeof msg);
-    CU_ASSERT(hs_is_correctly_signed(&s, &vs1, msg, sizeof msg));
+    CU_ASSERT(hs_is_correctly_signed(NULL, &s, &vs1, msg, sizeof msg));
     hs_sigset_free(&s);
     sign_slots(&s, &vs1, 0xF, msg, sizeof msg);
-    CU_ASSERT(hs_is_correctly_signed(&s, &vs1, msg, sizeof msg));
+    CU_ASSERT(hs_is_correctly_signed(NULL, &s, &vs1, msg, sizeof msg));
     /* One bad signature among four valid: false at once (it is not merely not counted). */
     hs_sign(kp_of(&vs1.v[3].key), other, sizeof other, &s.slots[3].sig);
-    CU_ASSERT(!hs_is_correctly_signed(&s, &vs1, msg, sizeof msg));
+    CU_ASSERT(!hs_is_correctly_signed(NULL, &s, &vs1, msg, sizeof msg));
     hs_sigset_free(&s);
     sign_slots(&s, &vs1, 0x3, msg, sizeof msg); /* one short */
-    CU_ASSERT(!hs_is_correctly_signed(&s, &vs1, msg, sizeof msg));
+    CU_ASSERT(!hs_is_correctly_signed(NULL, &s, &vs1, msg, sizeof msg));
     hs_sigset_free(&s);
     /* Slot count must equal the set's size, even with a quorum of good signatures. */
     sign_slots(&s, &vs1, 0xF, msg, sizeof msg);
     s.n = 3;
-    CU_ASSERT(!hs_is_correctly_signed(&s, &vs1, msg, sizeof msg));
+    CU_ASSERT(!hs_is_correctly_signed(NULL, &s, &vs1, msg, sizeof msg));
     s.n = 4;
     hs_sigset_free(&s);
     /* Another set's signatures in the right number of slots: false. */
     sign_slots(&s, &vs2, 0xF, msg, sizeof msg);
-    CU_ASSERT(!hs_is_correctly_signed(&s, &vs1, msg, sizeof msg));
+    CU_ASSERT(!hs_is_correctly_signed(NULL, &s, &vs1, msg, sizeof msg));
     hs_sigset_free(&s);
 
     /* Weighted: powers 1, 2, 3, 4 by position; total 10, quorum 7. */
@@ -195,20 +195,76 @@ static void test_is_correctly_signed(void) {
     for (uint32_t i = 0; i < 4; i++) w.v[i].power = i + 1;
     CU_ASSERT(hs_vs_quorum(&w) == 7);
     sign_slots(&s, &w, 0xC, msg, sizeof msg); /* 3 + 4 = 7: exactly quorum */
-    CU_ASSERT(hs_is_correctly_signed(&s, &w, msg, sizeof msg));
+    CU_ASSERT(hs_is_correctly_signed(NULL, &s, &w, msg, sizeof msg));
     hs_sigset_free(&s);
     sign_slots(&s, &w, 0xA, msg, sizeof msg); /* 2 + 4 = 6: one short */
-    CU_ASSERT(!hs_is_correctly_signed(&s, &w, msg, sizeof msg));
+    CU_ASSERT(!hs_is_correctly_signed(NULL, &s, &w, msg, sizeof msg));
     hs_sigset_free(&s);
     sign_slots(&s, &w, 0xB, msg, sizeof msg); /* 1 + 2 + 4 = 7 */
-    CU_ASSERT(hs_is_correctly_signed(&s, &w, msg, sizeof msg));
+    CU_ASSERT(hs_is_correctly_signed(NULL, &s, &w, msg, sizeof msg));
     hs_sigset_free(&s);
     hs_vs_free(&w);
 
     /* The empty set: quorum 1, never reached. */
     hs_validator_set empty = {0};
     hs_sigset none = {0};
-    CU_ASSERT(!hs_is_correctly_signed(&none, &empty, msg, sizeof msg));
+    CU_ASSERT(!hs_is_correctly_signed(NULL, &none, &empty, msg, sizeof msg));
+}
+
+/* The signature cache answers as a fresh verification would: only successes are remembered,
+ * and one bad signature still rejects a certificate whose other signatures are cached. */
+static void test_sig_cache(void) {
+    keys_setup();
+    hs_sig_cache *cache = hs_sig_cache_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+    uint8_t msg[16] = "sixteen byte msg", other[16] = "another message!";
+    hs_sig sig;
+    hs_sign(kp_of(&vs1.v[0].key), msg, sizeof msg, &sig);
+    CU_ASSERT(hs_sig_cache_verify(cache, &vs1.v[0].key, msg, sizeof msg, &sig));
+    CU_ASSERT(hs_sig_cache_verify(cache, &vs1.v[0].key, msg, sizeof msg, &sig));
+    hs_sig_cache_stats st = hs_sig_cache_get_stats(cache);
+    CU_ASSERT_EQUAL(st.misses, 1);
+    CU_ASSERT_EQUAL(st.hits, 1);
+    /* The same signature over another message, or under another key: verified, and false. */
+    CU_ASSERT(!hs_sig_cache_verify(cache, &vs1.v[0].key, other, sizeof other, &sig));
+    CU_ASSERT(!hs_sig_cache_verify(cache, &vs1.v[1].key, msg, sizeof msg, &sig));
+    CU_ASSERT(!hs_sig_cache_verify(cache, &vs1.v[0].key, msg, sizeof msg - 1, &sig));
+    /* A failure is not remembered: asked again, it is verified again. */
+    CU_ASSERT(!hs_sig_cache_verify(cache, &vs1.v[0].key, other, sizeof other, &sig));
+    st = hs_sig_cache_get_stats(cache);
+    CU_ASSERT_EQUAL(st.rejected, 4);
+    CU_ASSERT_EQUAL(st.hits, 1);
+
+    /* A quorum certificate, verified once, then checked again from the cache. */
+    hs_sigset s = {0};
+    sign_slots(&s, &vs1, 0xF, msg, sizeof msg);
+    CU_ASSERT(hs_is_correctly_signed(cache, &s, &vs1, msg, sizeof msg));
+    uint64_t hits = hs_sig_cache_get_stats(cache).hits;
+    CU_ASSERT(hs_is_correctly_signed(cache, &s, &vs1, msg, sizeof msg));
+    CU_ASSERT_EQUAL(hs_sig_cache_get_stats(cache).hits, hits + 4);
+    /* One slot replaced by a bad signature: false, though the other three are cached. */
+    hs_sign(kp_of(&vs1.v[3].key), other, sizeof other, &s.slots[3].sig);
+    CU_ASSERT(!hs_is_correctly_signed(cache, &s, &vs1, msg, sizeof msg));
+    hs_sigset_free(&s);
+
+    /* Far more signatures than slots: evicted entries are verified again, never wrongly. */
+    for (uint32_t i = 0; i < 2 * HS_SIG_CACHE_SLOTS; i++) {
+        uint8_t m[8];
+        memcpy(m, &i, sizeof i);
+        memcpy(m + 4, &i, sizeof i);
+        hs_sig sg;
+        hs_sign(kp_of(&vs1.v[i % 4].key), m, sizeof m, &sg);
+        CU_ASSERT_FATAL(hs_sig_cache_verify(cache, &vs1.v[i % 4].key, m, sizeof m, &sg));
+        if (i % 97 == 0) {
+            sg.b[0] ^= 1;
+            CU_ASSERT(!hs_sig_cache_verify(cache, &vs1.v[i % 4].key, m, sizeof m, &sg));
+        }
+    }
+    CU_ASSERT(hs_sig_cache_verify(cache, &vs1.v[0].key, msg, sizeof msg, &sig));
+    hs_sig_cache_free(cache);
+    /* No cache: plain verification. */
+    CU_ASSERT(hs_sig_cache_verify(NULL, &vs1.v[0].key, msg, sizeof msg, &sig));
+    CU_ASSERT(!hs_sig_cache_verify(NULL, &vs1.v[0].key, other, sizeof other, &sig));
 }
 
 /* pc_is_correct picks PVS or CVS by the certified block's height h against the update height U
@@ -584,6 +640,7 @@ static void test_block_to_commit(void) {
 
 static const cu_test tests[] = {
     {"is_correctly_signed", test_is_correctly_signed},
+    {"signature cache: same answers, fewer verifications", test_sig_cache},
     {"pc_is_correct picks PVS/CVS by height", test_pc_is_correct_by_height},
     {"tc_is_correct", test_tc_is_correct},
     {"block_is_correct", test_block_is_correct},
