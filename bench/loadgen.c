@@ -342,22 +342,16 @@ static void *sender_main(void *arg) {
     if (status_started) {
         (void)pluck(cq, &t_status);
         if (code == GRPC_STATUS_OK && reply) {
-            grpc_byte_buffer_reader r;
-            if (grpc_byte_buffer_reader_init(&r, reply)) {
-                grpc_slice all = grpc_byte_buffer_reader_readall(&r);
-                grpc_byte_buffer_reader_destroy(&r);
-                Hotstuff__V1__SubmitTransactionsResponse *m =
-                    hotstuff__v1__submit_transactions_response__unpack(
-                        NULL, GRPC_SLICE_LENGTH(all), GRPC_SLICE_START_PTR(all));
-                grpc_slice_unref(all);
-                if (m) {
-                    s->accepted = m->accepted;
-                    s->rejected = m->rejected;
-                    if (m->first_error && m->first_error[0])
-                        snprintf(s->err, sizeof s->err, "first rejection: %s", m->first_error);
-                    hotstuff__v1__submit_transactions_response__free_unpacked(m, NULL);
-                    s->finished = true;
-                }
+            Hotstuff__V1__SubmitTransactionsResponse *m =
+                (Hotstuff__V1__SubmitTransactionsResponse *)hsc_unpack(
+                    &hotstuff__v1__submit_transactions_response__descriptor, reply);
+            if (m) {
+                s->accepted = m->accepted;
+                s->rejected = m->rejected;
+                if (m->first_error && m->first_error[0])
+                    snprintf(s->err, sizeof s->err, "first rejection: %s", m->first_error);
+                protobuf_c_message_free_unpacked(&m->base, NULL);
+                s->finished = true;
             }
         } else if (code != GRPC_STATUS_OK) {
             char *d = grpc_slice_to_c_string(details);

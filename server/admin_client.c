@@ -112,7 +112,7 @@ static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
     return bb;
 }
 
-static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb) {
+ProtobufCMessage *hsc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb) {
     grpc_byte_buffer_reader r;
     if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
     grpc_slice s = grpc_byte_buffer_reader_readall(&r);
@@ -192,7 +192,7 @@ ProtobufCMessage *hsc_stream_next(hsc_stream *s, const ProtobufCMessageDescripto
     bool ok = pluck(s, &s->t_recv);
     ProtobufCMessage *m = NULL;
     if (ok && bb) {
-        m = unpack(d, bb);
+        m = hsc_unpack(d, bb);
         if (!m) {
             s->bad_message = true;
             grpc_call_cancel(s->call, NULL);

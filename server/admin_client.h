@@ -63,6 +63,9 @@ void hsc_stream_cancel(hsc_stream *s);
  * code; a malformed message seen by hsc_stream_next overrides an OK status. */
 grpc_status_code hsc_stream_finish(hsc_stream *s, bool cancel, hsc_status *st);
 
+/* A received message parsed as d, or NULL if it does not parse (bb stays the caller's). */
+ProtobufCMessage *hsc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb);
+
 /* "OUT_OF_RANGE" etc. */
 const char *hsc_code_name(grpc_status_code c);
 /* Parses a code name ("NOT_FOUND", "not_found"); -1 if unknown. */
