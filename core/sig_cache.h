@@ -27,7 +27,8 @@
 
 typedef struct hs_sig_cache hs_sig_cache;
 
-/* NULL when out of memory (callers then verify without a cache). */
+/* NULL when out of memory (hs_core_new then fails with HS_ERR_NOMEM; the functions below
+ * also accept NULL and verify without a cache). */
 hs_sig_cache *hs_sig_cache_new(void);
 void hs_sig_cache_free(hs_sig_cache *c);
 
