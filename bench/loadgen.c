@@ -208,7 +208,6 @@ typedef struct sender {
     pthread_t th;
     char err[256];
     uint64_t accepted, rejected;
-    bool finished;
 } sender;
 
 static grpc_channel *open_channel(const char *target) {
@@ -286,9 +285,8 @@ static void *sender_main(void *arg) {
 
     uint8_t *txbuf = malloc((size_t)opt.batch * (opt.size + 64));
     ProtobufCBinaryData *items = calloc(opt.batch, sizeof *items);
-    uint64_t *seqs = calloc(opt.batch, sizeof *seqs);
     uint64_t start = now_ns(), sent_here = 0;
-    while (ok && !atomic_load(&g_stop) && txbuf && items && seqs) {
+    while (ok && !atomic_load(&g_stop) && txbuf && items) {
         uint64_t nap;
         uint32_t n = quota(start, &sent_here, &nap);
         if (n == 0) {
@@ -308,7 +306,6 @@ static void *sender_main(void *arg) {
             slot *sl = &g_ring[seq & (RING - 1)];
             sl->t_ns = t;
             atomic_store_explicit(&sl->seq1, seq + 1, memory_order_release);
-            seqs[i] = seq;
         }
         Hotstuff__V1__SubmitTransactionsRequest q = HOTSTUFF__V1__SUBMIT_TRANSACTIONS_REQUEST__INIT;
         q.n_transactions = n;
@@ -330,7 +327,6 @@ static void *sender_main(void *arg) {
     }
     free(txbuf);
     free(items);
-    free(seqs);
     if (ok) {
         memset(ops, 0, sizeof ops);
         ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -351,7 +347,6 @@ static void *sender_main(void *arg) {
                 if (m->first_error && m->first_error[0])
                     snprintf(s->err, sizeof s->err, "first rejection: %s", m->first_error);
                 protobuf_c_message_free_unpacked(&m->base, NULL);
-                s->finished = true;
             }
         } else if (code != GRPC_STATUS_OK) {
             char *d = grpc_slice_to_c_string(details);

@@ -42,14 +42,18 @@ static void digest_of(const hs_key *key, const uint8_t *msg, size_t len, const h
     crypto_generichash_final(&s, out, DIGEST_LEN);
 }
 
+static uint32_t slot_of(const uint8_t d[DIGEST_LEN]) {
+    uint32_t idx;
+    memcpy(&idx, d, sizeof idx);
+    return idx & (HS_SIG_CACHE_SLOTS - 1);
+}
+
 bool hs_sig_cache_verify(hs_sig_cache *c, const hs_key *key, const uint8_t *msg, size_t len,
                          const hs_sig *sig) {
     if (!c) return hs_verify(key, msg, len, sig);
     uint8_t d[DIGEST_LEN];
     digest_of(key, msg, len, sig, d);
-    uint32_t idx;
-    memcpy(&idx, d, sizeof idx);
-    idx &= HS_SIG_CACHE_SLOTS - 1;
+    uint32_t idx = slot_of(d);
     if (c->used[idx] && sodium_memcmp(c->digest[idx], d, DIGEST_LEN) == 0) {
         c->stats.hits++;
         return true;
@@ -69,9 +73,7 @@ void hs_sig_cache_remember(hs_sig_cache *c, const hs_key *key, const uint8_t *ms
     if (!c) return;
     uint8_t d[DIGEST_LEN];
     digest_of(key, msg, len, sig, d);
-    uint32_t idx;
-    memcpy(&idx, d, sizeof idx);
-    idx &= HS_SIG_CACHE_SLOTS - 1;
+    uint32_t idx = slot_of(d);
     memcpy(c->digest[idx], d, DIGEST_LEN);
     c->used[idx] = true;
 }

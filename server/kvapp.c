@@ -177,12 +177,17 @@ static hs_status view_has_tx(const hs_app_view *view, const hs_hash *tx, bool *o
     return st;
 }
 
-/* The data hash from the datums' own hashes: SHA-256(u32le(n) || SHA-256(datum) ...). */
+/* data_hash = SHA-256(u32le(n) || SHA-256(datum 0) || ... ): begun with the count. */
+static void data_hash_begin(crypto_hash_sha256_state *s, uint32_t n) {
+    uint8_t nb[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+    crypto_hash_sha256_init(s);
+    crypto_hash_sha256_update(s, nb, sizeof nb);
+}
+
+/* The data hash from the datums' own hashes, when they are already known. */
 static void data_hash_of(uint32_t n, const hs_hash *h, hs_hash *out) {
     crypto_hash_sha256_state s;
-    uint8_t nb[4] = {(uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
-    crypto_hash_sha256_init(&s);
-    crypto_hash_sha256_update(&s, nb, sizeof nb);
+    data_hash_begin(&s, n);
     for (uint32_t i = 0; i < n; i++) crypto_hash_sha256_update(&s, h[i].b, HS_HASH_LEN);
     crypto_hash_sha256_final(&s, out->b);
 }
@@ -200,24 +205,14 @@ static hs_status hash_items(const hs_data *d, hs_hash **out) {
 }
 
 void kvapp_data_hash(const hs_data *d, hs_hash *out) {
-    hs_hash *h = NULL;
-    if (hash_items(d, &h) != HS_OK) {
-        /* Out of memory: hash datum by datum (same result, no array). */
-        crypto_hash_sha256_state s;
-        uint8_t nb[4] = {(uint8_t)d->n, (uint8_t)(d->n >> 8), (uint8_t)(d->n >> 16),
-                         (uint8_t)(d->n >> 24)};
-        crypto_hash_sha256_init(&s);
-        crypto_hash_sha256_update(&s, nb, sizeof nb);
-        for (uint32_t i = 0; i < d->n; i++) {
-            hs_hash one;
-            hs_sha256(d->items[i].p, d->items[i].len, &one);
-            crypto_hash_sha256_update(&s, one.b, HS_HASH_LEN);
-        }
-        crypto_hash_sha256_final(&s, out->b);
-        return;
+    crypto_hash_sha256_state s;
+    data_hash_begin(&s, d->n);
+    for (uint32_t i = 0; i < d->n; i++) {
+        hs_hash one;
+        hs_sha256(d->items[i].p, d->items[i].len, &one);
+        crypto_hash_sha256_update(&s, one.b, HS_HASH_LEN);
     }
-    data_hash_of(d->n, h, out);
-    free(h);
+    crypto_hash_sha256_final(&s, out->b);
 }
 
 /* ---- validator sets ---- */
