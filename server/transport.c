@@ -80,6 +80,7 @@
  */
 #include "transport.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -126,6 +127,7 @@
 #define MAX_CONCURRENT_STREAMS 100
 #define HANDSHAKING_SLACK 16 /* inbound streams in handshake: 2 per peer + this */
 #define STABLE_MS 10000      /* a stream up this long resets its peer's reconnect backoff */
+#define GOSSIP_BATCH_BYTES (256 * 1024) /* a gossip frame carries at most this much */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Encoded frames: reference-counted, shared by every outbox that queues them.                */
@@ -459,6 +461,14 @@ struct hs_transport {
     hs_transport_stats stats;
     hs_transport_tx_fn tx_fn;
     void *tx_ctx;
+    /* Admitted transactions not yet gossiped: bytes back to back in buf, one length each in
+     * lens. Flushed as one Transaction frame per batch (gossip_flush_locked). */
+    struct {
+        uint8_t *buf;
+        size_t len, cap;
+        size_t *lens;
+        size_t n, lens_cap;
+    } gossip;
 
     /* The inbox. */
     struct {
@@ -792,26 +802,100 @@ hs_network hs_transport_network(hs_transport *t) {
     return n;
 }
 
-void hs_transport_gossip_tx(hs_transport *t, const uint8_t *tx, size_t len) {
-    if (!api_enter(t)) return;
-    Hotstuff__V1__Transaction x = HOTSTUFF__V1__TRANSACTION__INIT;
-    x.data.data = (uint8_t *)tx;
-    x.data.len = len;
-    Hotstuff__V1__Frame f = HOTSTUFF__V1__FRAME__INIT;
-    f.kind_case = HOTSTUFF__V1__FRAME__KIND_TRANSACTION;
-    f.transaction = &x;
-    blob *b = frame_pack(&f);
-    if (!b || !frame_fits(t, b, "transaction")) {
-        blob_unref(b);
-        return api_leave(t);
+/* A gossip batch is flushed once it holds this much (or at the CQ thread's next wake-up,
+ * whichever comes first). Each transaction costs at most 1 + 10 bytes of framing. */
+static size_t gossip_batch_limit(const hs_transport *t) {
+    size_t lim = t->cfg.max_message_bytes / 2;
+    return lim < GOSSIP_BATCH_BYTES ? lim : GOSSIP_BATCH_BYTES;
+}
+
+/* Packs the pending batch as one frame to every connected peer and empties it. Under t->mu.
+ * A batch that cannot be packed (out of memory) is dropped and counted: gossip is an
+ * optimisation, the replica the transactions were submitted to still holds them. */
+static void gossip_flush_locked(hs_transport *t) {
+    size_t n = t->gossip.n;
+    if (n == 0) return;
+    ProtobufCBinaryData *items = malloc(n * sizeof *items);
+    blob *b = NULL;
+    if (items) {
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            items[i].data = t->gossip.buf + off;
+            items[i].len = t->gossip.lens[i];
+            off += t->gossip.lens[i];
+        }
+        assert(off == t->gossip.len);
+        Hotstuff__V1__Transaction x = HOTSTUFF__V1__TRANSACTION__INIT;
+        x.n_batch = n;
+        x.batch = items;
+        Hotstuff__V1__Frame f = HOTSTUFF__V1__FRAME__INIT;
+        f.kind_case = HOTSTUFF__V1__FRAME__KIND_TRANSACTION;
+        f.transaction = &x;
+        b = frame_pack(&f);
+        free(items);
     }
-    pthread_mutex_lock(&t->mu);
+    t->gossip.n = 0;
+    t->gossip.len = 0;
+    if (!b) {
+        t->stats.dropped_gossip += n;
+        hs_log(HS_LOG_WARN, MODULE, "out of memory: a gossip batch of %zu transactions dropped", n);
+        return;
+    }
+    /* The batch limit keeps the frame well under max_message_bytes. */
+    assert(b->len <= t->cfg.max_message_bytes);
+    t->stats.gossip_txs += n;
+    t->stats.gossip_batches++;
     for (size_t i = 0; i < t->n_peers; i++) {
         if (t->peers[i].connected) outbox_put_locked(t, &t->peers[i], b, RANK_TX, 0);
     }
-    pthread_mutex_unlock(&t->mu);
-    kick(t);
     blob_unref(b);
+}
+
+/* Appends to the pending batch (flushing first when it would overflow). Under t->mu. */
+static void gossip_add_locked(hs_transport *t, const uint8_t *tx, size_t len) {
+    size_t lim = gossip_batch_limit(t);
+    if (t->gossip.n && t->gossip.len + len > lim) gossip_flush_locked(t);
+    if (t->gossip.len + len > t->gossip.cap) {
+        size_t cap = t->gossip.cap ? t->gossip.cap : 4096;
+        while (cap < t->gossip.len + len) cap *= 2;
+        uint8_t *nb = realloc(t->gossip.buf, cap);
+        if (!nb) goto nomem;
+        t->gossip.buf = nb;
+        t->gossip.cap = cap;
+    }
+    if (t->gossip.n == t->gossip.lens_cap) {
+        size_t cap = t->gossip.lens_cap ? 2 * t->gossip.lens_cap : 64;
+        size_t *nl = realloc(t->gossip.lens, cap * sizeof *nl);
+        if (!nl) goto nomem;
+        t->gossip.lens = nl;
+        t->gossip.lens_cap = cap;
+    }
+    memcpy(t->gossip.buf + t->gossip.len, tx, len);
+    t->gossip.len += len;
+    t->gossip.lens[t->gossip.n++] = len;
+    if (t->gossip.len >= lim) gossip_flush_locked(t);
+    return;
+nomem:
+    t->stats.dropped_gossip++;
+    hs_log(HS_LOG_WARN, MODULE, "out of memory: a gossiped transaction dropped");
+}
+
+void hs_transport_gossip_tx(hs_transport *t, const uint8_t *tx, size_t len) {
+    if (!api_enter(t)) return;
+    /* A lone transaction over the batch limit would make a frame over max_message_bytes. */
+    if (len > gossip_batch_limit(t)) {
+        hs_log(HS_LOG_ERROR, MODULE,
+               "transaction of %zu bytes is over half of max_message_bytes (%zu): not gossiped",
+               len, t->cfg.max_message_bytes);
+        pthread_mutex_lock(&t->mu);
+        t->stats.dropped_too_large++;
+        pthread_mutex_unlock(&t->mu);
+        return api_leave(t);
+    }
+    pthread_mutex_lock(&t->mu);
+    gossip_add_locked(t, tx, len);
+    pthread_mutex_unlock(&t->mu);
+    kick(t); /* the CQ thread flushes what is pending when it wakes */
     api_leave(t);
 }
 
@@ -1227,12 +1311,18 @@ static void on_message(stream *s, const Hotstuff__V1__Message *pb) {
     inbox_put(t, &s->peer->key, &m);
 }
 
+/* Each transaction of the frame goes to the handler on its own; the frame's size was
+ * bounded by gRPC (max_message_bytes), which bounds the batch. */
 static void on_transaction(stream *s, const Hotstuff__V1__Transaction *x) {
     char reason[256];
-    int code = call_tx_handler(s->t, &s->peer->key, x->data.data, x->data.len, reason);
-    if (code != GRPC_STATUS_OK)
-        hs_log(HS_LOG_DEBUG, MODULE, "gossiped transaction from %s refused: %s", s->peer->name,
-               reason);
+    for (size_t i = 0; i <= x->n_batch; i++) {
+        const ProtobufCBinaryData *d = i == 0 ? &x->data : &x->batch[i - 1];
+        if (i == 0 && d->len == 0) continue; /* a batch-only frame */
+        int code = call_tx_handler(s->t, &s->peer->key, d->data, d->len, reason);
+        if (code != GRPC_STATUS_OK)
+            hs_log(HS_LOG_DEBUG, MODULE, "gossiped transaction from %s refused: %s",
+                   s->peer->name, reason);
+    }
 }
 
 /* The peer sent a message over max_message_bytes, which gRPC refused, ending the call with
@@ -1747,6 +1837,9 @@ static void on_kick(hs_transport *t) {
         for (stream *s = t->streams; s; s = s->next)
             if (s->recv_paused) stream_arm_recv(s);
     }
+    pthread_mutex_lock(&t->mu);
+    gossip_flush_locked(t);
+    pthread_mutex_unlock(&t->mu);
     for (size_t i = 0; i < t->n_peers; i++) {
         stream *s = t->peers[i].active;
         if (s && !s->send_in_flight) stream_pump(s);
@@ -1978,6 +2071,8 @@ static void transport_free(hs_transport *t) {
         free(t->peers[i].outbox.e);
     }
     free(t->peers);
+    free(t->gossip.buf);
+    free(t->gossip.lens);
     qent e;
     while (evq_pop(&t->in.q, &e)) inbox_item_free(e.item);
     free(t->in.q.e);

@@ -68,7 +68,10 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
 int hs_transport_port(const hs_transport *t);
 /* Where transactions go; set before peers can send any (i.e. right after start). */
 void hs_transport_set_tx_handler(hs_transport *t, hs_transport_tx_fn fn, void *ctx);
-/* Gossip a transaction to every connected peer (not to self). Never blocks. */
+/* Gossip a transaction to every connected peer (not to self). Never blocks. Transactions
+ * are batched: one frame per peer carries what was gossiped since the CQ thread last woke
+ * (at most 256 KiB or half of max_message_bytes), so a busy replica sends few large frames.
+ * A transaction over that bound is not gossiped (counted in dropped_too_large). */
 void hs_transport_gossip_tx(hs_transport *t, const uint8_t *tx, size_t len);
 /* libhotstuff's Network interface over this transport (valid until stop). */
 hs_network hs_transport_network(hs_transport *t);
@@ -93,6 +96,9 @@ typedef struct hs_transport_stats {
     uint64_t bad_messages;       /* undecodable or oversized from an authenticated peer */
     uint64_t dropped_too_large;  /* outbound frames over max_message_bytes, never queued */
     uint64_t dropped_unknown_peer; /* Network.send to a key that is neither ours nor a peer's */
+    uint64_t dropped_gossip;       /* transactions not gossiped for lack of memory */
+    uint64_t gossip_txs;           /* transactions gossiped (each counted once, not per peer) */
+    uint64_t gossip_batches;       /* the frames that carried them */
     uint64_t unimplemented_calls;  /* calls to methods this server does not have */
 } hs_transport_stats;
 

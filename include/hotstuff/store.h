@@ -27,8 +27,10 @@ typedef struct hs_leveldb_options {
     bool create_if_missing;
     bool sync_writes;   /* true in production; tests may turn it off for speed */
     size_t cache_bytes; /* block cache; 0 = LevelDB's default */
+    size_t write_buffer_bytes; /* memtable size; 0 = LevelDB's default (4 MiB) */
 } hs_leveldb_options;
-hs_leveldb_options hs_leveldb_options_default(void); /* create, sync, 8 MiB cache */
+/* create, sync, 8 MiB cache, 16 MiB memtable. Compression is always off (see the .c). */
+hs_leveldb_options hs_leveldb_options_default(void);
 /* Returns HS_OK and sets *out, or an error status with *out NULL: HS_ERR_IO for lock and I/O
  * errors, HS_ERR_CORRUPT when LevelDB reports corruption (HS_ERR_INVALID for a bad argument,
  * HS_ERR_NOMEM). On failure writes LevelDB's message ("IO error: lock ...: already held by

@@ -461,6 +461,23 @@ static void test_transactions(void) {
     CU_ASSERT(cl.tx[0].last_len == 6 && memcmp(cl.tx[0].last, "tx-one", 6) == 0);
     pthread_mutex_unlock(&cl.tx[0].mu);
 
+    /* A burst goes out in batches: every transaction arrives (the last one last), in fewer frames
+     * than transactions (one frame per transaction would make them equal). */
+    enum { BURST = 1000 };
+    for (int i = 0; i < BURST; i++) {
+        char tx[32];
+        int len = snprintf(tx, sizeof tx, "burst-%04d", i);
+        hs_transport_gossip_tx(cl.n[1].t, (const uint8_t *)tx, (size_t)len);
+    }
+    CU_ASSERT(CU_AWAIT(tx_count(&cl.tx[0]) == 1 + BURST && tx_count(&cl.tx[2]) == 1 + BURST,
+                       10000));
+    pthread_mutex_lock(&cl.tx[0].mu);
+    CU_ASSERT(cl.tx[0].last_len == 10 && memcmp(cl.tx[0].last, "burst-0999", 10) == 0);
+    pthread_mutex_unlock(&cl.tx[0].mu);
+    hs_transport_stats gs = stats_of(&cl, 1);
+    CU_ASSERT_EQUAL(gs.gossip_txs, 1 + BURST);
+    CU_ASSERT(gs.gossip_batches >= 2 && gs.gossip_batches < gs.gossip_txs);
+
     /* SubmitTransaction: the reply is SHA-256 of the bytes; the handler sees from = NULL. */
     Hotstuff__V1__SubmitTransactionRequest req = HOTSTUFF__V1__SUBMIT_TRANSACTION_REQUEST__INIT;
     req.transaction.data = (uint8_t *)"pay bob 5";
@@ -479,7 +496,7 @@ static void test_transactions(void) {
     CU_ASSERT(resp->transaction_hash.len == 32 &&
               memcmp(resp->transaction_hash.data, h.b, 32) == 0);
     hotstuff__v1__submit_transaction_response__free_unpacked(resp, NULL);
-    CU_ASSERT_EQUAL(tx_count(&cl.tx[2]), 2); /* the gossip above, then this */
+    CU_ASSERT_EQUAL(tx_count(&cl.tx[2]), 2 + BURST); /* the gossip above, then this */
     pthread_mutex_lock(&cl.tx[2].mu);
     CU_ASSERT(cl.tx[2].last_from_null);
     pthread_mutex_unlock(&cl.tx[2].mu);
