@@ -16,6 +16,8 @@ PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler  # wire format
   libgrpc-dev protobuf-compiler-grpc  # networking
   grpc-proto                        # health and reflection .proto files
+  python3-grpcio python3-protobuf   # the Python SDK and its test (with /usr/bin/python3)
+  git                               # buf breaking reads the previous commit
 )
 
 missing=()
