@@ -696,7 +696,11 @@ int main(int argc, char **argv) {
     proc_fig p0[MAX_PIDS], p1[MAX_PIDS];
     double self0 = 0, rss_first[MAX_PIDS] = {0};
     bool started = false, killed = false;
-    uint64_t last_print = g_t0;
+    uint64_t last_print = g_t0, next_rss = 0;
+    /* Every RSS_EVERY_S of the window, the largest replica RSS: memory growth over a soak. */
+    enum { RSS_EVERY_S = 10, RSS_MAX = TIMELINE_MAX / RSS_EVERY_S + 1 };
+    static double rss_tl[RSS_MAX];
+    int n_rss = 0;
     for (;;) {
         uint64_t t = now_ns();
         if (!started && t >= g_m0) {
@@ -713,6 +717,16 @@ int main(int argc, char **argv) {
             killed = true;
         }
         if (t >= g_m1) break;
+        if (started && t >= next_rss && n_rss < RSS_MAX) {
+            double top = 0;
+            for (int i = 0; i < opt.n_pids; i++) {
+                if (killed && opt.pids[i] == opt.kill_pid) continue;
+                proc_fig f = read_proc(opt.pids[i]);
+                if (f.rss_mb > top) top = f.rss_mb;
+            }
+            rss_tl[n_rss++] = top;
+            next_rss = t + (uint64_t)RSS_EVERY_S * 1000000000u;
+        }
         if (t - last_print >= 1000000000u) {
             uint64_t sec = (t - g_t0) / 1000000000u;
             fprintf(stderr, "[%s] t=%3" PRIu64 "s committed/s=%" PRIu64 " outstanding=%" PRId64
@@ -801,6 +815,9 @@ int main(int argc, char **argv) {
         printf(",\"kill\":{\"at_s\":%.1f,\"max_gap_ms\":%.1f,\"tx_per_s_after\":%.1f}",
                opt.kill_at_s, (double)g_gap_after_kill_ns / 1e6,
                (double)g_after_kill_txs / (dur - opt.kill_at_s > 0 ? dur - opt.kill_at_s : 1));
+    printf(",\"rss_timeline_mb\":[");
+    for (int i = 0; i < n_rss; i++) printf("%s%.1f", i ? "," : "", rss_tl[i]);
+    printf("],\"rss_every_s\":%d", RSS_EVERY_S);
     printf(",\"timeline_tx_per_s\":[");
     uint64_t last_sec = (g_m1 - g_t0) / 1000000000u;
     for (uint64_t i = 0; i < last_sec && i < TIMELINE_MAX; i++)

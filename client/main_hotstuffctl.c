@@ -3,7 +3,7 @@
  *   hotstuffctl keygen --out FILE
  *   hotstuffctl testnet --validators N [--listeners M] --dir DIR --base-port P
  *                       [--host H] [--chain-id C] [--max-view-time-ms T] [--log-level L]
- *                       [--powers P0,P1,...]
+ *                       [--powers P0,P1,...] [--compose]
  *   hotstuffctl [--addr HOST:PORT] [--timeout D] [--json] COMMAND ...   (admin port)
  *       status | block HEIGHT|HASH | blocks FROM [TO] | validators | get KEY
  *       submit [--wait] [--nonce N] put KEY VALUE | delete KEY | update-validators ...
@@ -42,6 +42,7 @@
 #include <sodium.h>
 
 #include "admin_client.h"
+#include "compose.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/v1/admin.pb-c.h"
@@ -68,11 +69,13 @@ static void usage(FILE *f) {
             "      write a new Ed25519 key pair (mode 0600) and print its public key\n"
             "  hotstuffctl testnet --validators N [--listeners M] --dir DIR --base-port P\n"
             "                      [--host H] [--chain-id C] [--max-view-time-ms T]\n"
-            "                      [--log-level L] [--powers P0,P1,...]\n"
+            "                      [--log-level L] [--powers P0,P1,...] [--compose]\n"
             "      write DIR/node<i>/{key,config,genesis}.json for N validators (power 1\n"
             "      each unless --powers) and M listeners (node i listens on H:P+i, its admin\n"
             "      port on H:P+100+i; default H 127.0.0.1) and DIR/admin_key.json, the key\n"
-            "      allowed to change the validator set\n"
+            "      allowed to change the validator set; --compose: also\n"
+            "      DIR/docker-compose.yml, one container per node, peers by service name,\n"
+            "      admin ports published on 127.0.0.1:P+100+i\n"
             "\n"
             "commands against a node's admin port; options anywhere on the line:\n"
             "  --addr HOST:PORT   default $HOTSTUFFCTL_ADDR or " DEFAULT_ADDR "\n"
@@ -149,6 +152,7 @@ static int cmd_keygen(int argc, char **argv) {
 typedef struct testnet_opts {
     uint64_t validators, listeners, base_port, chain_id, max_view_time_ms;
     const char *dir, *host, *log_level;
+    bool compose; /* also docker-compose.yml; nodes listen on 0.0.0.0, peers by service name */
     uint64_t *powers; /* one per validator (all 1 by default) */
 } testnet_opts;
 
@@ -222,6 +226,10 @@ static char *genesis_json(const testnet_opts *o, const hs_keypair *keys, const h
 }
 
 static void addr_of(const testnet_opts *o, uint64_t i, char *out, size_t cap) {
+    if (o->compose) {
+        snprintf(out, cap, "node%" PRIu64 ":%d", i, COMPOSE_REPLICA_PORT);
+        return;
+    }
     bool v6 = strchr(o->host, ':') != NULL;
     snprintf(out, cap, v6 ? "[%s]:%" PRIu64 : "%s:%" PRIu64, o->host, o->base_port + i);
 }
@@ -252,10 +260,17 @@ static char *config_json(const testnet_opts *o, const hs_keypair *keys, uint64_t
     char addr[HS_TRANSPORT_MAX_ADDR];
     cJSON *c = cJSON_CreateObject();
     cJSON *l = cJSON_AddObjectToObject(c, "listen");
-    addr_of(o, i, addr, sizeof addr);
-    cJSON_AddStringToObject(l, "replica", addr);
-    admin_addr_of(o, i, addr, sizeof addr);
-    cJSON_AddStringToObject(l, "admin", addr);
+    if (o->compose) { /* inside the node's container */
+        snprintf(addr, sizeof addr, "0.0.0.0:%d", COMPOSE_REPLICA_PORT);
+        cJSON_AddStringToObject(l, "replica", addr);
+        snprintf(addr, sizeof addr, "0.0.0.0:%d", COMPOSE_ADMIN_PORT);
+        cJSON_AddStringToObject(l, "admin", addr);
+    } else {
+        addr_of(o, i, addr, sizeof addr);
+        cJSON_AddStringToObject(l, "replica", addr);
+        admin_addr_of(o, i, addr, sizeof addr);
+        cJSON_AddStringToObject(l, "admin", addr);
+    }
     cJSON_AddStringToObject(c, "key_file", "key.json");
     cJSON_AddStringToObject(c, "genesis_file", "genesis.json");
     cJSON_AddStringToObject(c, "data_dir", "data");
@@ -331,6 +346,27 @@ static int write_node(const testnet_opts *o, const hs_keypair *keys, uint64_t i,
     return rc;
 }
 
+/* docker-compose.yml beside the node folders. The containers run as a non-root user: this
+ * one's uid when it is not root, else the image's (and the folders are given to it). */
+static int testnet_compose(const testnet_opts *o) {
+    char err[4400], user[64];
+    uint64_t n = o->validators + o->listeners;
+    compose_spec cs = {.dir = o->dir, .validators = o->validators, .listeners = o->listeners,
+                       .chain_id = o->chain_id, .admin_host_port = admin_base(o)};
+    if (geteuid() != 0) {
+        snprintf(user, sizeof user, "%u:%u", (unsigned)geteuid(), (unsigned)getegid());
+        cs.user = user;
+    } else if (compose_chown_nodes(o->dir, n, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return -1;
+    }
+    if (compose_write(&cs, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return -1;
+    }
+    return 0;
+}
+
 static int testnet_write(const testnet_opts *o) {
     uint64_t n = o->validators + o->listeners;
     hs_keypair *keys = calloc(n, sizeof *keys);
@@ -357,6 +393,7 @@ static int testnet_write(const testnet_opts *o) {
     for (uint64_t i = 0; i < n; i++) {
         if (write_node(o, keys, i, genesis) != 0) goto out;
     }
+    if (o->compose && testnet_compose(o) != 0) goto out;
     printf("wrote %" PRIu64 " validator(s) and %" PRIu64 " listener(s) (chain id %" PRIu64
            ") to %s\n",
            o->validators, o->listeners, o->chain_id, o->dir);
@@ -365,11 +402,19 @@ static int testnet_write(const testnet_opts *o) {
         char admin_addr[HS_TRANSPORT_MAX_ADDR];
         addr_of(o, i, addr, sizeof addr);
         admin_addr_of(o, i, admin_addr, sizeof admin_addr);
-        printf("  node%" PRIu64 " %-9s %s  admin %s  hotstuffd --config %s/node%" PRIu64
-               "/config.json\n",
-               i, i < o->validators ? "validator" : "listener", addr, admin_addr, o->dir, i);
+        if (o->compose)
+            printf("  node%" PRIu64 " %-9s %s  admin %s (published)\n", i,
+                   i < o->validators ? "validator" : "listener", addr, admin_addr);
+        else
+            printf("  node%" PRIu64 " %-9s %s  admin %s  hotstuffd --config %s/node%" PRIu64
+                   "/config.json\n",
+                   i, i < o->validators ? "validator" : "listener", addr, admin_addr, o->dir, i);
     }
     printf("  admin key: %s/admin_key.json\n", o->dir);
+    if (o->compose)
+        printf("  docker-compose.yml: %s/docker-compose.yml\n"
+               "  start it: scripts/build-image.sh && cd %s && docker compose up -d\n",
+               o->dir, o->dir);
     rc = 0;
 out:
     if (rc && !genesis) fprintf(stderr, "%s: testnet: out of memory or no randomness\n", prog);
@@ -415,7 +460,10 @@ static int cmd_testnet(int argc, char **argv) {
         else if (!strcmp(a, "--host")) o.host = v;
         else if (!strcmp(a, "--log-level")) o.log_level = v;
         else if (!strcmp(a, "--powers")) powers = v;
-        else return usage_error("testnet: unexpected argument '%s'", a);
+        else if (!strcmp(a, "--compose")) {
+            o.compose = true;
+            continue; /* a flag: no value */
+        } else return usage_error("testnet: unexpected argument '%s'", a);
         if (!ok) return usage_error("testnet: bad or missing value for %s", a);
         i++;
     }
@@ -427,6 +475,9 @@ static int cmd_testnet(int argc, char **argv) {
         return usage_error("testnet: %s", "--base-port P is required and the admin ports "
                                           "(P+100+i) must stay <= 65535");
     if (!o.host[0] || strlen(o.host) > 200) return usage_error("testnet: %s", "bad --host");
+    if (o.compose && strcmp(o.host, "127.0.0.1"))
+        return usage_error("testnet: %s", "--compose publishes the admin ports on 127.0.0.1; "
+                                          "--host does not apply");
     if (strcmp(o.log_level, "debug") && strcmp(o.log_level, "info") &&
         strcmp(o.log_level, "warn") && strcmp(o.log_level, "error"))
         return usage_error("testnet: --log-level must be debug, info, warn or error, not '%s'",
