@@ -15,8 +15,8 @@
 # auto:       dockerfile when both base images are present, else scratch (the default).
 #
 # Either way the image runs as uid 10001, works in /node (mount a node folder there), and
-# carries the OCI labels version, revision and source. Tags NAME (default hotstuff-c:latest)
-# and hotstuff-c:VERSION. Prints the image's size.
+# carries the OCI labels version, revision and source. Tags NAME (default hotstuff-c:latest,
+# which also tags hotstuff-c:VERSION). Prints the image's size.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +39,9 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 source=$(git remote get-url origin 2>/dev/null || echo "hotstuff-c (local build)")
 labels=(--build-arg "VERSION=$version" --build-arg "REVISION=$revision"
         --build-arg "SOURCE=$source")
+tags=(-t "$tag")
+# The default tag also gets the version's; a caller's own tag (a test's) stays alone.
+[ "$tag" = hotstuff-c:latest ] && tags+=(-t "hotstuff-c:$version")
 
 if [ "$mode" = auto ]; then
   if docker image inspect debian:12 >/dev/null 2>&1 &&
@@ -52,7 +55,7 @@ fi
 
 case "$mode" in
 dockerfile)
-  docker build "${labels[@]}" -t "$tag" -t "hotstuff-c:$version" .
+  docker build "${labels[@]}" "${tags[@]}" .
   ;;
 scratch)
   if [ -n "$from_bin" ]; then
@@ -109,7 +112,7 @@ EXPOSE 26600 26700
 ENTRYPOINT ["/usr/local/bin/hotstuffd"]
 CMD ["--config", "/node/config.json"]
 DOCKERFILE
-  docker build "${labels[@]}" -t "$tag" -t "hotstuff-c:$version" "$ctx"
+  docker build "${labels[@]}" "${tags[@]}" "$ctx"
   ;;
 *) die "--mode auto|dockerfile|scratch, not $mode" ;;
 esac
