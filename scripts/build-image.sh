@@ -97,14 +97,6 @@ scratch)
 FROM scratch
 COPY rootfs/ /
 COPY --chown=10001:10001 node/ /node/
-ARG VERSION=unknown
-ARG REVISION=unknown
-ARG SOURCE=unknown
-LABEL org.opencontainers.image.title="hotstuff-c" \
-      org.opencontainers.image.description="hotstuffd, a HotStuff BFT replica, and hotstuffctl" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.source="${SOURCE}"
 ENV PATH=/usr/local/bin
 USER 10001:10001
 WORKDIR /node
@@ -112,7 +104,14 @@ EXPOSE 26600 26700
 ENTRYPOINT ["/usr/local/bin/hotstuffd"]
 CMD ["--config", "/node/config.json"]
 DOCKERFILE
-  docker build "${labels[@]}" "${tags[@]}" "$ctx"
+  # The labels ./Dockerfile sets with LABEL, given here on the command line.
+  title=$(sed -n 's/.*org.opencontainers.image.title="\([^"]*\)".*/\1/p' Dockerfile)
+  desc=$(sed -n 's/.*org.opencontainers.image.description="\([^"]*\)".*/\1/p' Dockerfile)
+  docker build "${tags[@]}" --label "org.opencontainers.image.title=$title" \
+    --label "org.opencontainers.image.description=$desc" \
+    --label "org.opencontainers.image.version=$version" \
+    --label "org.opencontainers.image.revision=$revision" \
+    --label "org.opencontainers.image.source=$source" "$ctx"
   ;;
 *) die "--mode auto|dockerfile|scratch, not $mode" ;;
 esac
