@@ -36,14 +36,18 @@ docker info >/dev/null 2>&1 || die "no Docker engine is reachable (docker info f
 
 version=$(git describe --tags --always --dirty 2>/dev/null || echo unknown)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-source=$(git remote get-url origin 2>/dev/null || echo "hotstuff-c (local build)")
+# Without any user:password@ part, which must not ship in a label.
+source=$(git remote get-url origin 2>/dev/null | sed -E 's#^([a-z+]+://)[^/@]*@#\1#' || true)
+[ -n "$source" ] || source="hotstuff-c (local build)"
 labels=(--build-arg "VERSION=$version" --build-arg "REVISION=$revision"
         --build-arg "SOURCE=$source")
 tags=(-t "$tag")
 # The default tag also gets the version's; a caller's own tag (a test's) stays alone.
 [ "$tag" = hotstuff-c:latest ] && tags+=(-t "hotstuff-c:$version")
 
-if [ "$mode" = auto ]; then
+if [ "$mode" = auto ] && [ -n "$from_bin" ]; then
+  mode=scratch # the binaries given are the ones to ship
+elif [ "$mode" = auto ]; then
   if docker image inspect debian:12 >/dev/null 2>&1 &&
      docker image inspect debian:12-slim >/dev/null 2>&1; then
     mode=dockerfile
@@ -55,6 +59,7 @@ fi
 
 case "$mode" in
 dockerfile)
+  [ -z "$from_bin" ] || die "--from-bin needs the scratch path (the Dockerfile builds from source)"
   docker build "${labels[@]}" "${tags[@]}" .
   ;;
 scratch)
@@ -83,6 +88,11 @@ scratch)
     fi
   done
   # Every library either program loads, by the path the loader finds it at, and the loader.
+  for b in hotstuffd hotstuffctl; do
+    if ldd "$bin/$b" | grep -q 'not found'; then
+      die "$bin/$b: ldd cannot find some of its libraries: $(ldd "$bin/$b" | grep 'not found' | tr -s ' \t\n' ' ')"
+    fi
+  done
   for b in hotstuffd hotstuffctl; do
     ldd "$bin/$b" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
   done | sort -u | while read -r lib; do

@@ -10,7 +10,7 @@
 #                      PYTHONPATH=DIR/sdk/python /usr/bin/python3 examples/python_sdk.py ADDR
 #   DIR/sdk/go       the Go module hotstuff-c/sdk/go (sdk/go, hand-written) with the stubs in
 #                    its package hotstuffv1 (protoc-gen-go, protoc-gen-go-grpc), and the
-#                    example examples/go_sdk; built and `go vet`-checked here.
+#                    example examples/go_sdk; built, gofmt- and `go vet`-checked here.
 #   DIR/tools        the pinned Go tools: protoc-gen-go, protoc-gen-go-grpc and (--buf) buf,
 #                    installed with `go install` through the Go module proxy when missing.
 #
@@ -95,6 +95,8 @@ if [ $want_go = 1 ]; then
     --plugin=protoc-gen-go-grpc="$tools/protoc-gen-go-grpc" \
     --go_out="$out" --go_opt="module=hotstuff-c/sdk/go,$gopt" \
     --go-grpc_out="$out" --go-grpc_opt="module=hotstuff-c/sdk/go,$gopt" "${protos[@]}"
+  bad=$(cd "$out" && gofmt -l .)
+  [ -z "$bad" ] || die "not gofmt-formatted: $bad (run gofmt -w sdk/go examples/go_sdk)"
   (cd "$out" && GOFLAGS="-buildvcs=false -mod=readonly" go build ./... &&
      GOFLAGS="-buildvcs=false -mod=readonly" go vet ./...) || die "the Go SDK does not build or vet"
   place "$out" "$build/sdk/go"

@@ -825,9 +825,12 @@ static void gossip_flush_locked(hs_transport *t) {
             off += t->gossip.lens[i];
         }
         assert(off == t->gossip.len);
+        /* The first goes in data, the rest in batch: a replica from before batching reads
+         * only data, so during a rolling upgrade it still gets one per frame. */
         Hotstuff__V1__Transaction x = HOTSTUFF__V1__TRANSACTION__INIT;
-        x.n_batch = n;
-        x.batch = items;
+        x.data = items[0];
+        x.n_batch = n - 1;
+        x.batch = n > 1 ? items + 1 : NULL;
         Hotstuff__V1__Frame f = HOTSTUFF__V1__FRAME__INIT;
         f.kind_case = HOTSTUFF__V1__FRAME__KIND_TRANSACTION;
         f.transaction = &x;

@@ -6,8 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	pb "hotstuff-c/sdk/go/hotstuffv1"
 	"google.golang.org/protobuf/proto"
+	pb "hotstuff-c/sdk/go/hotstuffv1"
 )
 
 const (
@@ -31,8 +31,9 @@ func BlockHash(b *pb.Block) ([hashLen]byte, error) {
 		return out, fmt.Errorf("justify has phase %v", pc.Phase)
 	}
 	block := pc.GetBlock()
-	if len(block) == 0 {
-		block = make([]byte, hashLen) // the genesis PC names no block
+	genesis := pc.GetChainId() == 0 && pc.GetView() == 0 && len(pc.GetSignatures()) == 0
+	if len(block) == 0 && genesis {
+		block = make([]byte, hashLen) // the genesis PC's block is all zeros, sent empty
 	}
 	if len(block) != hashLen {
 		return out, fmt.Errorf("justify.block is %d bytes, not 32", len(block))

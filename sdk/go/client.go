@@ -8,11 +8,11 @@ import (
 	"iter"
 	"time"
 
-	pb "hotstuff-c/sdk/go/hotstuffv1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	pb "hotstuff-c/sdk/go/hotstuffv1"
 )
 
 // Error is a failed call: the gRPC status code and the server's message.
@@ -40,7 +40,12 @@ func wrap(method string, err error) error {
 	if err == nil {
 		return nil
 	}
-	s, _ := status.FromError(err)
+	var s *status.Status
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		s = status.FromContextError(err) // Canceled / DeadlineExceeded, not Unknown
+	} else {
+		s, _ = status.FromError(err)
+	}
 	return &Error{Method: method, Code: s.Code(), Message: s.Message()}
 }
 
@@ -52,14 +57,13 @@ type Client struct {
 	Timeout time.Duration
 }
 
-// Dial makes a client for addr ("127.0.0.1:26700"). Without options it uses a plaintext
-// connection; pass grpc.WithTransportCredentials for TLS. It does not wait for the
-// connection: the first call does.
+// Dial makes a client for addr ("127.0.0.1:26700"). The connection is plaintext unless opts
+// include grpc.WithTransportCredentials (later options override the default). It does not
+// wait for the connection: the first call does.
 func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
-	if len(opts) == 0 {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	}
-	conn, err := grpc.NewClient(addr, opts...)
+	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+		opts...)
+	conn, err := grpc.NewClient(addr, all...)
 	if err != nil {
 		return nil, err
 	}
@@ -221,29 +225,58 @@ type SubscribeOptions struct {
 	Types []pb.EventType // empty: all types
 	// With COMMIT_BLOCK among the types: first replay committed blocks from this height.
 	FromHeight *uint64
-	// Resume reconnects when the stream breaks (UNAVAILABLE and the like) and, for
-	// COMMIT_BLOCK, continues from the height after the last one yielded: commits come once
-	// each, in order, across a replica restart. It gives up after ResumeFor (default 30 s)
-	// without a working connection.
+	// Resume reconnects when the stream breaks (UNAVAILABLE and the like, or the server
+	// cutting a slow subscriber off) and, for COMMIT_BLOCK, continues from the height after
+	// the last one yielded: commits come once each, in order, across a replica restart.
+	// Without FromHeight it starts after the tip committed when it first connects, so a break
+	// before the first event loses nothing either. It gives up when one break lasts longer
+	// than ResumeFor (default 30 s).
 	Resume    bool
 	ResumeFor time.Duration
 }
 
-// Subscribe yields events until ctx ends or an error that is not resumed, which it yields.
+func wantsCommits(types []pb.EventType) bool {
+	if len(types) == 0 {
+		return true
+	}
+	for _, t := range types {
+		if t == pb.EventType_EVENT_TYPE_COMMIT_BLOCK {
+			return true
+		}
+	}
+	return false
+}
+
+// Subscribe yields events until ctx ends (then it yields ctx's error, as Canceled or
+// DeadlineExceeded) or an error it does not resume, which it yields.
 func (c *Client) Subscribe(ctx context.Context, o SubscribeOptions) iter.Seq2[*pb.SubscribeResponse, error] {
 	return func(yield func(*pb.SubscribeResponse, error) bool) {
 		next := o.FromHeight
-		var brokeAt time.Time
+		commits := wantsCommits(o.Types)
+		if o.Resume && next == nil && commits {
+			st, err := c.Status(ctx)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			h := uint64(0)
+			if st.GetHasCommitted() {
+				h = st.GetCommittedHeight() + 1
+			}
+			next = &h
+		}
 		limit := o.ResumeFor
 		if limit <= 0 {
 			limit = 30 * time.Second
 		}
+		var brokeAt time.Time // when the current break began; zero while connected
 		for {
 			req := &pb.SubscribeRequest{Types: o.Types}
 			if next != nil {
 				req.HasFromHeight = true
 				req.FromHeight = *next
 			}
+			opened := time.Now()
 			sctx, cancel := context.WithCancel(ctx)
 			s, err := c.admin.Subscribe(sctx, req)
 			for err == nil {
@@ -266,16 +299,19 @@ func (c *Client) Subscribe(ctx context.Context, o SubscribeOptions) iter.Seq2[*p
 				}
 			}
 			cancel()
-			if err == io.EOF || ctx.Err() != nil {
-				if ctx.Err() != nil {
-					yield(nil, wrap("Subscribe", ctx.Err()))
-				}
+			if ctx.Err() != nil {
+				yield(nil, wrap("Subscribe", ctx.Err()))
 				return
+			}
+			if err == io.EOF {
+				return // the server ended the stream
 			}
 			code := status.Code(err)
 			resumable := code == codes.Unavailable || code == codes.Internal ||
-				code == codes.Unknown
-			if brokeAt.IsZero() {
+				code == codes.Unknown ||
+				(code == codes.ResourceExhausted && next != nil && commits)
+			// A stream that stayed up a while ends a new break, even if it was quiet.
+			if brokeAt.IsZero() || time.Since(opened) > 5*time.Second {
 				brokeAt = time.Now()
 			}
 			if !o.Resume || !resumable || time.Since(brokeAt) > limit {

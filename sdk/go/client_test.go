@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	pb "hotstuff-c/sdk/go/hotstuffv1"
 	"google.golang.org/grpc/codes"
+	pb "hotstuff-c/sdk/go/hotstuffv1"
 )
 
 // spec §2.5: height 0, the genesis PC, a zero data hash.

@@ -172,7 +172,7 @@ class PythonSdk(unittest.TestCase):
                     type(self).restarted = subprocess.Popen(
                         [os.path.join(os.environ["HS_BIN_DIR"], "hotstuffd"), "--config",
                          os.path.join(node, "config.json")],
-                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                        stdout=log, stderr=subprocess.STDOUT)  # in the test's session
                 killed = True
             if len(seen) >= 15:
                 break

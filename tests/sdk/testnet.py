@@ -102,11 +102,20 @@ def main():
             return 1
         env = dict(os.environ, HS_SDK_ADDRS=",".join(addrs), HS_SDK_DIR=work,
                    HS_SDK_PIDS=",".join(str(p.pid) for p in procs), HS_BIN_DIR=a.bin_dir)
+        # Its own session, so that a timeout ends everything it started (go test's binary,
+        # a replica a test restarted), not just the command itself.
+        child = subprocess.Popen(cmd, env=env, start_new_session=True)
         try:
-            rc = subprocess.run(cmd, env=env, timeout=a.timeout).returncode
+            rc = child.wait(timeout=a.timeout)
         except subprocess.TimeoutExpired:
             print("testnet.py: %s ran over %.0f s" % (cmd[0], a.timeout))
             rc = 1
+        finally:
+            try:  # whatever the command left behind in its session
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            child.wait()
         ok = rc == 0
         return rc
     finally:

@@ -19,7 +19,10 @@ _SIG_LEN = 64
 def _borsh_pc(pc):
     if pc.phase < 1 or pc.phase > 5:
         raise ValueError("phase %d is not one of the five phases" % pc.phase)
-    block = pc.block if pc.block else bytes(_HASH_LEN)  # the genesis PC names no block
+    genesis = pc.chain_id == 0 and pc.view == 0 and len(pc.signatures) == 0
+    block = pc.block
+    if not block and genesis:
+        block = bytes(_HASH_LEN)  # the genesis PC's block is all zeros, sent empty
     if len(block) != _HASH_LEN:
         raise ValueError("justify.block is %d bytes, not 32" % len(block))
     out = [struct.pack("<QQ", pc.chain_id, pc.view), block,

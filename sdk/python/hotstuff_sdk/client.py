@@ -143,12 +143,19 @@ class Client:
 
         types: EventType values or names ("COMMIT_BLOCK" or "EVENT_TYPE_COMMIT_BLOCK"); all
         when empty. from_height: with COMMIT_BLOCK, first replay committed blocks from there.
-        resume: when the stream breaks (the replica restarts, the connection drops), reconnect
-        for up to retry_for seconds and, for COMMIT_BLOCK, continue from the height after the
-        last one yielded, so commits come once each, in order, across the break.
+        resume: when the stream breaks (the replica restarts, the connection drops, or the
+        server cuts a slow subscriber off), reconnect and, for COMMIT_BLOCK, continue from the
+        height after the last one yielded, so commits come once each, in order, across the
+        break. Without from_height it starts after the tip committed when it first connects,
+        so a break before the first event loses nothing either. It gives up when one break
+        lasts longer than retry_for seconds.
         """
         wanted = [_event_type(t) for t in (types or [])]
+        commits = not wanted or admin_pb2.EVENT_TYPE_COMMIT_BLOCK in wanted
         next_height = from_height
+        if resume and next_height is None and commits:
+            s = self.status()
+            next_height = s.committed_height + 1 if s.has_committed else 0
         while True:
             req = admin_pb2.SubscribeRequest(types=wanted)
             if next_height is not None:
@@ -165,8 +172,11 @@ class Client:
                 return  # the server ended the stream without an error
             except grpc.RpcError as e:
                 err = _wrap("Subscribe", e)
-                if not resume or err.code not in _RESUMABLE:
+                cut_off = (err.code == grpc.StatusCode.RESOURCE_EXHAUSTED and commits
+                           and next_height is not None)
+                if not resume or (err.code not in _RESUMABLE and not cut_off):
                     raise err from None
+                time.sleep(0.2)  # no tight loop when a replica refuses again at once
                 self._wait_ready(retry_for, err)
             finally:
                 call.cancel()
