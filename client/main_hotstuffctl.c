@@ -10,11 +10,13 @@
  *       watch [--types T,...] [--from HEIGHT] [--count N] [--duration D]
  *       health [SERVICE]
  *
- * The admin commands talk to hotstuff.v1.Admin and grpc.health.v1.Health on hotstuffd's admin
- * port (config listen.admin; default address 127.0.0.1:26700, or $HOTSTUFFCTL_ADDR). Every
- * call has a deadline (--timeout, default 5 s; 30 s for submit --wait); a watch has one only
- * for connecting, unless --duration. submit also works against a replica port (through
- * hotstuff.v1.Replica, without --wait), as it did before the admin service existed.
+ * keygen and testnet are in testnet.c (and compose.c); this file holds the usage, the admin
+ * commands and main. The admin commands talk to hotstuff.v1.Admin and grpc.health.v1.Health
+ * on hotstuffd's admin port (config listen.admin; default address 127.0.0.1:26700, or
+ * $HOTSTUFFCTL_ADDR). Every call has a deadline (--timeout, default 5 s; 30 s for submit
+ * --wait); a watch has one only for connecting, unless --duration. submit also works against
+ * a replica port (through hotstuff.v1.Replica, without --wait), as it did before the admin
+ * service existed.
  *
  * Exit status: 0 on success (health: only when SERVING), 1 when the operation failed (a file
  * could not be written, the server was unreachable or answered with an error status), 2 for
@@ -22,13 +24,11 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,7 +42,7 @@
 #include <sodium.h>
 
 #include "admin_client.h"
-#include "compose.h"
+#include "ctl.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/v1/admin.pb-c.h"
@@ -51,16 +51,10 @@
 #include "kvtx.h"
 #include "node_config.h"
 
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_WAIT_MS 30000 /* submit --wait */
 #define DEFAULT_ADDR "127.0.0.1:26700"
-/* testnet: node i serves its admin port on P + ADMIN_OFFSET + i (P + N + M + i when more than
- * ADMIN_OFFSET nodes, so the two ranges never overlap). */
-#define ADMIN_OFFSET 100
-
-static const char *prog = "hotstuffctl";
+const char *ctl_prog = "hotstuffctl";
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -104,14 +98,14 @@ static void usage(FILE *f) {
             "exit status: 0 success, 1 failure (unreachable, error status), 2 usage error\n");
 }
 
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "%s: ", prog);
+int ctl_usage_error(const char *fmt, const char *arg) {
+    fprintf(stderr, "%s: ", ctl_prog);
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(run '%s --help' for usage)\n", prog);
+    fprintf(stderr, "\n(run '%s --help' for usage)\n", ctl_prog);
     return EXIT_USAGE;
 }
 
-static bool parse_u64(const char *s, uint64_t *out) {
+bool ctl_parse_u64(const char *s, uint64_t *out) {
     if (!s || !*s || strspn(s, "0123456789") != strlen(s)) return false;
     errno = 0;
     unsigned long long v = strtoull(s, NULL, 10);
@@ -120,81 +114,8 @@ static bool parse_u64(const char *s, uint64_t *out) {
     return true;
 }
 
-/* ---- keygen ---- */
-
-static int cmd_keygen(int argc, char **argv) {
-    const char *out = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else return usage_error("keygen: unexpected argument '%s'", argv[i]);
-    }
-    if (!out) return usage_error("keygen: %s", "--out FILE is required");
-    hs_keypair kp;
-    char err[512];
-    if (hs_keypair_generate(&kp) != HS_OK) {
-        fprintf(stderr, "%s: keygen: cannot generate a key\n", prog);
-        return EXIT_FAIL;
-    }
-    hs_status st = node_key_write(out, &kp, err, sizeof err);
-    char pub[2 * HS_KEY_LEN + 1];
-    sodium_bin2hex(pub, sizeof pub, kp.public_key.b, HS_KEY_LEN);
-    sodium_memzero(&kp, sizeof kp);
-    if (st != HS_OK) {
-        fprintf(stderr, "%s: keygen: %s\n", prog, err);
-        return EXIT_FAIL;
-    }
-    printf("%s\n", pub);
-    return 0;
-}
-
-/* ---- testnet ---- */
-
-typedef struct testnet_opts {
-    uint64_t validators, listeners, base_port, chain_id, max_view_time_ms;
-    const char *dir, *host, *log_level;
-    bool compose; /* also docker-compose.yml; nodes listen on 0.0.0.0, peers by service name */
-    uint64_t *powers; /* one per validator (all 1 by default) */
-} testnet_opts;
-
-static int mkdir_p(const char *path, mode_t mode) {
-    char *p = strdup(path);
-    if (!p) return -1;
-    int rc = 0;
-    for (char *s = p + 1; rc == 0; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST) rc = -1;
-        *s = c;
-        if (c == '\0') break;
-    }
-    free(p);
-    return rc;
-}
-
-/* Writes text to a new file (never over an existing one). */
-static int write_new_file(const char *path, const char *text) {
-    FILE *f = NULL;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) f = fdopen(fd, "w");
-    if (!f) {
-        fprintf(stderr, "%s: %s: %s\n", prog, path,
-                errno == EEXIST ? "already exists; not overwriting it" : strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = fclose(f) == 0 && ok;
-    if (!ok) fprintf(stderr, "%s: %s: cannot write\n", prog, path);
-    return ok ? 0 : -1;
-}
-
-static void key_hex(const hs_key *k, char out[2 * HS_KEY_LEN + 1]) {
-    sodium_bin2hex(out, 2 * HS_KEY_LEN + 1, k->b, HS_KEY_LEN);
-}
-
 /* Adds a u64 as a JSON number when exact, else as a decimal string (both are accepted). */
-static void add_u64(cJSON *o, const char *name, uint64_t v) {
+void ctl_add_u64(cJSON *o, const char *name, uint64_t v) {
     if (v <= (1ull << 53)) {
         cJSON_AddNumberToObject(o, name, (double)v);
     } else {
@@ -202,294 +123,6 @@ static void add_u64(cJSON *o, const char *name, uint64_t v) {
         snprintf(s, sizeof s, "%" PRIu64, v);
         cJSON_AddStringToObject(o, name, s);
     }
-}
-
-static char *genesis_json(const testnet_opts *o, const hs_keypair *keys, const hs_key *admin) {
-    cJSON *g = cJSON_CreateObject();
-    add_u64(g, "chain_id", o->chain_id);
-    cJSON *vs = cJSON_AddArrayToObject(g, "validators");
-    for (uint64_t i = 0; i < o->validators; i++) {
-        char k[2 * HS_KEY_LEN + 1];
-        key_hex(&keys[i].public_key, k);
-        cJSON *v = cJSON_CreateObject();
-        cJSON_AddStringToObject(v, "key", k);
-        add_u64(v, "power", o->powers[i]);
-        cJSON_AddItemToArray(vs, v);
-    }
-    char a[2 * HS_KEY_LEN + 1];
-    key_hex(admin, a);
-    cJSON_AddStringToObject(g, "admin_key", a);
-    cJSON_AddObjectToObject(g, "app_state");
-    char *text = cJSON_Print(g);
-    cJSON_Delete(g);
-    return text;
-}
-
-static void addr_of(const testnet_opts *o, uint64_t i, char *out, size_t cap) {
-    if (o->compose) {
-        snprintf(out, cap, "node%" PRIu64 ":%d", i, COMPOSE_REPLICA_PORT);
-        return;
-    }
-    bool v6 = strchr(o->host, ':') != NULL;
-    snprintf(out, cap, v6 ? "[%s]:%" PRIu64 : "%s:%" PRIu64, o->host, o->base_port + i);
-}
-
-/* The first admin port: P + 100, or past the replica ports when there are more nodes. */
-static uint64_t admin_base(const testnet_opts *o) {
-    uint64_t n = o->validators + o->listeners;
-    return o->base_port + (n > ADMIN_OFFSET ? n : ADMIN_OFFSET);
-}
-
-static void admin_addr_of(const testnet_opts *o, uint64_t i, char *out, size_t cap) {
-    bool v6 = strchr(o->host, ':') != NULL;
-    snprintf(out, cap, v6 ? "[%s]:%" PRIu64 : "%s:%" PRIu64, o->host, admin_base(o) + i);
-}
-
-/* config.json of node i: every consensus and limits field at its default (so the file shows
- * what can be tuned), the peers, and the listen address. */
-static char *config_json(const testnet_opts *o, const hs_keypair *keys, uint64_t i) {
-    node_config d;
-    node_config_defaults(&d);
-    if (o->max_view_time_ms) {
-        d.consensus.max_view_time_ms = o->max_view_time_ms;
-        /* Keep the empty-block wait inside the view (see node_config.c). */
-        if (d.app.empty_block_wait_ms * 4 > o->max_view_time_ms)
-            d.app.empty_block_wait_ms = o->max_view_time_ms / 4;
-    }
-    uint64_t n = o->validators + o->listeners;
-    char addr[HS_TRANSPORT_MAX_ADDR];
-    cJSON *c = cJSON_CreateObject();
-    cJSON *l = cJSON_AddObjectToObject(c, "listen");
-    if (o->compose) { /* inside the node's container */
-        snprintf(addr, sizeof addr, "0.0.0.0:%d", COMPOSE_REPLICA_PORT);
-        cJSON_AddStringToObject(l, "replica", addr);
-        snprintf(addr, sizeof addr, "0.0.0.0:%d", COMPOSE_ADMIN_PORT);
-        cJSON_AddStringToObject(l, "admin", addr);
-    } else {
-        addr_of(o, i, addr, sizeof addr);
-        cJSON_AddStringToObject(l, "replica", addr);
-        admin_addr_of(o, i, addr, sizeof addr);
-        cJSON_AddStringToObject(l, "admin", addr);
-    }
-    cJSON_AddStringToObject(c, "key_file", "key.json");
-    cJSON_AddStringToObject(c, "genesis_file", "genesis.json");
-    cJSON_AddStringToObject(c, "data_dir", "data");
-    cJSON_AddStringToObject(c, "log_level", o->log_level);
-    cJSON_AddBoolToObject(c, "sync_writes", d.sync_writes);
-    cJSON *ps = cJSON_AddArrayToObject(c, "peers");
-    for (uint64_t j = 0; j < n; j++) {
-        if (j == i) continue;
-        char k[2 * HS_KEY_LEN + 1];
-        key_hex(&keys[j].public_key, k);
-        addr_of(o, j, addr, sizeof addr);
-        cJSON *p = cJSON_CreateObject();
-        cJSON_AddStringToObject(p, "key", k);
-        cJSON_AddStringToObject(p, "address", addr);
-        cJSON_AddItemToArray(ps, p);
-    }
-    const hs_config *k = &d.consensus;
-    cJSON *cs = cJSON_AddObjectToObject(c, "consensus");
-    add_u64(cs, "block_sync_request_limit", k->block_sync_request_limit);
-    add_u64(cs, "block_sync_server_advertise_time_ms", k->block_sync_server_advertise_time_ms);
-    add_u64(cs, "block_sync_response_timeout_ms", k->block_sync_response_timeout_ms);
-    add_u64(cs, "block_sync_blacklist_expiry_time_ms", k->block_sync_blacklist_expiry_time_ms);
-    add_u64(cs, "block_sync_trigger_min_view_difference",
-            k->block_sync_trigger_min_view_difference);
-    add_u64(cs, "block_sync_trigger_timeout_ms", k->block_sync_trigger_timeout_ms);
-    add_u64(cs, "progress_msg_buffer_capacity", k->progress_msg_buffer_capacity);
-    add_u64(cs, "epoch_length", k->epoch_length);
-    add_u64(cs, "max_view_time_ms", k->max_view_time_ms);
-    cJSON_AddBoolToObject(cs, "log_events", k->log_events);
-    cJSON_AddStringToObject(cs, "leader_selection",
-                            node_leader_selection_names[k->leader_selection]);
-    cJSON_AddStringToObject(cs, "vote_routing", node_vote_routing_names[k->vote_routing]);
-    cJSON_AddStringToObject(cs, "view_deadlines", node_view_deadlines_names[k->view_deadlines]);
-    cJSON *li = cJSON_AddObjectToObject(c, "limits");
-    add_u64(li, "transport_inbox_capacity", d.transport_inbox_capacity);
-    add_u64(li, "transport_outbox_capacity", d.transport_outbox_capacity);
-    add_u64(li, "replica_inbox_capacity", k->inbox_capacity);
-    add_u64(li, "event_queue_capacity", k->event_queue_capacity);
-    add_u64(li, "sync_request_queue_capacity", k->sync_request_queue_capacity);
-    add_u64(li, "mempool_max_txs", d.app.mempool_max_txs);
-    add_u64(li, "mempool_max_bytes", d.app.mempool_max_bytes);
-    add_u64(li, "max_tx_bytes", d.app.max_tx_bytes);
-    add_u64(li, "max_key_bytes", d.app.max_key_bytes);
-    add_u64(li, "max_block_txs", d.app.max_block_txs);
-    add_u64(li, "max_block_bytes", d.app.max_block_bytes);
-    add_u64(li, "max_validators", d.app.max_validators);
-    cJSON *ap = cJSON_AddObjectToObject(c, "app");
-    add_u64(ap, "empty_block_wait_ms", d.app.empty_block_wait_ms);
-    char *text = cJSON_Print(c);
-    cJSON_Delete(c);
-    return text;
-}
-
-static int write_node(const testnet_opts *o, const hs_keypair *keys, uint64_t i,
-                      const char *genesis) {
-    char dir[4096], path[4200], err[512];
-    snprintf(dir, sizeof dir, "%s/node%" PRIu64, o->dir, i);
-    if (mkdir_p(dir, 0755) != 0) {
-        fprintf(stderr, "%s: %s: cannot create: %s\n", prog, dir, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/key.json", dir);
-    if (node_key_write(path, &keys[i], err, sizeof err) != HS_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/genesis.json", dir);
-    if (write_new_file(path, genesis) != 0) return -1;
-    char *config = config_json(o, keys, i);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    int rc = config ? write_new_file(path, config) : -1;
-    cJSON_free(config);
-    return rc;
-}
-
-/* docker-compose.yml beside the node folders. The containers run as a non-root user: this
- * one's uid when it is not root, else the image's (and the folders are given to it). */
-static int testnet_compose(const testnet_opts *o) {
-    char err[4400], user[64];
-    uint64_t n = o->validators + o->listeners;
-    compose_spec cs = {.dir = o->dir, .validators = o->validators, .listeners = o->listeners,
-                       .chain_id = o->chain_id, .admin_host_port = admin_base(o)};
-    if (geteuid() != 0) {
-        snprintf(user, sizeof user, "%u:%u", (unsigned)geteuid(), (unsigned)getegid());
-        cs.user = user;
-    } else if (compose_chown_nodes(o->dir, n, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return -1;
-    }
-    if (compose_write(&cs, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        return -1;
-    }
-    return 0;
-}
-
-static int testnet_write(const testnet_opts *o) {
-    uint64_t n = o->validators + o->listeners;
-    hs_keypair *keys = calloc(n, sizeof *keys);
-    hs_keypair admin;
-    int rc = EXIT_FAIL;
-    char *genesis = NULL;
-    char path[4200], err[512];
-    if (!keys) goto out;
-    for (uint64_t i = 0; i < n; i++) {
-        if (hs_keypair_generate(&keys[i]) != HS_OK) goto out;
-    }
-    if (hs_keypair_generate(&admin) != HS_OK) goto out;
-    if (mkdir_p(o->dir, 0755) != 0) {
-        fprintf(stderr, "%s: %s: cannot create: %s\n", prog, o->dir, strerror(errno));
-        goto out;
-    }
-    snprintf(path, sizeof path, "%s/admin_key.json", o->dir);
-    if (node_key_write(path, &admin, err, sizeof err) != HS_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto out;
-    }
-    genesis = genesis_json(o, keys, &admin.public_key);
-    if (!genesis) goto out;
-    for (uint64_t i = 0; i < n; i++) {
-        if (write_node(o, keys, i, genesis) != 0) goto out;
-    }
-    if (o->compose && testnet_compose(o) != 0) goto out;
-    printf("wrote %" PRIu64 " validator(s) and %" PRIu64 " listener(s) (chain id %" PRIu64
-           ") to %s\n",
-           o->validators, o->listeners, o->chain_id, o->dir);
-    for (uint64_t i = 0; i < n; i++) {
-        char addr[HS_TRANSPORT_MAX_ADDR];
-        char admin_addr[HS_TRANSPORT_MAX_ADDR];
-        addr_of(o, i, addr, sizeof addr);
-        admin_addr_of(o, i, admin_addr, sizeof admin_addr);
-        if (o->compose)
-            printf("  node%" PRIu64 " %-9s %s  admin %s (published)\n", i,
-                   i < o->validators ? "validator" : "listener", addr, admin_addr);
-        else
-            printf("  node%" PRIu64 " %-9s %s  admin %s  hotstuffd --config %s/node%" PRIu64
-                   "/config.json\n",
-                   i, i < o->validators ? "validator" : "listener", addr, admin_addr, o->dir, i);
-    }
-    printf("  admin key: %s/admin_key.json\n", o->dir);
-    if (o->compose)
-        printf("  docker-compose.yml: %s/docker-compose.yml\n"
-               "  start it: scripts/build-image.sh && cd %s && docker compose up -d\n",
-               o->dir, o->dir);
-    rc = 0;
-out:
-    if (rc && !genesis) fprintf(stderr, "%s: testnet: out of memory or no randomness\n", prog);
-    cJSON_free(genesis);
-    if (keys) sodium_memzero(keys, n * sizeof *keys);
-    free(keys);
-    sodium_memzero(&admin, sizeof admin);
-    return rc;
-}
-
-/* "2,2,2,1" into n powers; NULL means all 1. */
-static bool parse_powers(const char *text, uint64_t *out, uint64_t n) {
-    for (uint64_t i = 0; i < n; i++) out[i] = 1;
-    if (!text) return true;
-    char *copy = strdup(text), *save = NULL;
-    uint64_t k = 0;
-    bool ok = copy != NULL;
-    for (char *t = ok ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
-        if (k >= n || !parse_u64(t, &out[k]) || out[k] == 0 || out[k] >= (1ull << 53)) {
-            ok = false;
-            break;
-        }
-        k++;
-    }
-    free(copy);
-    return ok && k == n;
-}
-
-static int cmd_testnet(int argc, char **argv) {
-    testnet_opts o = {.host = "127.0.0.1", .chain_id = 1, .log_level = "info"};
-    bool have_v = false, have_p = false;
-    const char *powers = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        bool ok = v != NULL;
-        if (!strcmp(a, "--validators")) ok = ok && parse_u64(v, &o.validators), have_v = true;
-        else if (!strcmp(a, "--listeners")) ok = ok && parse_u64(v, &o.listeners);
-        else if (!strcmp(a, "--base-port")) ok = ok && parse_u64(v, &o.base_port), have_p = true;
-        else if (!strcmp(a, "--chain-id")) ok = ok && parse_u64(v, &o.chain_id);
-        else if (!strcmp(a, "--max-view-time-ms"))
-            ok = ok && parse_u64(v, &o.max_view_time_ms) && o.max_view_time_ms > 0;
-        else if (!strcmp(a, "--dir")) o.dir = v;
-        else if (!strcmp(a, "--host")) o.host = v;
-        else if (!strcmp(a, "--log-level")) o.log_level = v;
-        else if (!strcmp(a, "--powers")) powers = v;
-        else if (!strcmp(a, "--compose")) {
-            o.compose = true;
-            continue; /* a flag: no value */
-        } else return usage_error("testnet: unexpected argument '%s'", a);
-        if (!ok) return usage_error("testnet: bad or missing value for %s", a);
-        i++;
-    }
-    if (!have_v || o.validators < 1 || o.validators > 1024)
-        return usage_error("testnet: %s", "--validators N (1 to 1024) is required");
-    if (o.listeners > 1024) return usage_error("testnet: %s", "--listeners is at most 1024");
-    if (!o.dir) return usage_error("testnet: %s", "--dir DIR is required");
-    if (!have_p || o.base_port < 1 || admin_base(&o) + o.validators + o.listeners - 1 > 65535)
-        return usage_error("testnet: %s", "--base-port P is required and the admin ports "
-                                          "(P+100+i) must stay <= 65535");
-    if (!o.host[0] || strlen(o.host) > 200) return usage_error("testnet: %s", "bad --host");
-    if (o.compose && strcmp(o.host, "127.0.0.1"))
-        return usage_error("testnet: %s", "--compose publishes the admin ports on 127.0.0.1; "
-                                          "--host does not apply");
-    if (strcmp(o.log_level, "debug") && strcmp(o.log_level, "info") &&
-        strcmp(o.log_level, "warn") && strcmp(o.log_level, "error"))
-        return usage_error("testnet: --log-level must be debug, info, warn or error, not '%s'",
-                           o.log_level);
-    o.powers = calloc(o.validators, sizeof *o.powers);
-    if (!o.powers) return EXIT_FAIL;
-    int rc = parse_powers(powers, o.powers, o.validators)
-                 ? testnet_write(&o)
-                 : usage_error("testnet: --powers needs %s", "one positive power per validator, "
-                                                             "comma-separated (e.g. 2,2,2,1)");
-    free(o.powers);
-    return rc;
 }
 
 /* ---- talking to the admin port ---- */
@@ -527,25 +160,25 @@ static int take_conn_opt(int argc, char **argv, int *i, conn_opts *o) {
     }
     if (strcmp(a, "--addr") && strcmp(a, "--timeout") && strcmp(a, "--timeout-ms")) return 0;
     if (!v) {
-        usage_error("%s needs a value", a);
+        ctl_usage_error("%s needs a value", a);
         return -1;
     }
     (*i)++;
     if (!strcmp(a, "--addr")) {
         if (!node_parse_address(v, false)) {
-            usage_error("--addr '%s' is not HOST:PORT", v);
+            ctl_usage_error("--addr '%s' is not HOST:PORT", v);
             return -1;
         }
         o->addr = v;
         return 1;
     }
     uint64_t ms = 0;
-    int64_t t = !strcmp(a, "--timeout-ms") ? (parse_u64(v, &ms) && ms && ms < (1ull << 40)
+    int64_t t = !strcmp(a, "--timeout-ms") ? (ctl_parse_u64(v, &ms) && ms && ms < (1ull << 40)
                                                   ? (int64_t)ms
                                                   : -1)
                                            : parse_duration_ms(v);
     if (t <= 0) {
-        usage_error("bad %s value (e.g. 5s, 500ms)", a);
+        ctl_usage_error("bad %s value (e.g. 5s, 500ms)", a);
         return -1;
     }
     o->timeout_ms = t;
@@ -573,7 +206,7 @@ static int split_args(int argc, char **argv, conn_opts *o, char **pos, int *npos
 
 static hsc_client *connect_to(const conn_opts *o) {
     hsc_client *c = hsc_open(o->addr);
-    if (!c) fprintf(stderr, "%s: out of memory\n", prog);
+    if (!c) fprintf(stderr, "%s: out of memory\n", ctl_prog);
     return c;
 }
 
@@ -581,8 +214,8 @@ static hsc_client *connect_to(const conn_opts *o) {
 static int call_failed(const hsc_client *c, const char *what, const hsc_status *st) {
     char line[1024];
     hsc_describe(c, st, line, sizeof line);
-    if (hsc_unreachable(st)) fprintf(stderr, "%s: %s\n", prog, line);
-    else fprintf(stderr, "%s: %s: %s\n", prog, what, line);
+    if (hsc_unreachable(st)) fprintf(stderr, "%s: %s\n", ctl_prog, line);
+    else fprintf(stderr, "%s: %s: %s\n", ctl_prog, what, line);
     return EXIT_FAIL;
 }
 
@@ -627,7 +260,7 @@ static int print_json(cJSON *o, bool pretty) {
     char *t = o ? (pretty ? cJSON_Print(o) : cJSON_PrintUnformatted(o)) : NULL;
     cJSON_Delete(o);
     if (!t) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+        fprintf(stderr, "%s: out of memory\n", ctl_prog);
         return EXIT_FAIL;
     }
     printf("%s\n", t);
@@ -701,12 +334,12 @@ static cJSON *pc_json(const Hotstuff__V1__PhaseCertificate *pc) {
     cJSON *o = cJSON_CreateObject();
     char ph[32];
     phase_name(pc->phase, ph, sizeof ph);
-    add_u64(o, "view", pc->view);
+    ctl_add_u64(o, "view", pc->view);
     cJSON_AddStringToObject(o, "phase", ph);
     json_hex(o, "block", pc->block.data, pc->block.len);
     size_t sigs = 0;
     for (size_t i = 0; i < pc->n_signatures; i++) sigs += pc->signatures[i]->signature.len > 0;
-    add_u64(o, "signatures", sigs);
+    ctl_add_u64(o, "signatures", sigs);
     return o;
 }
 
@@ -719,7 +352,7 @@ static const char *role_name(int r) {
 }
 
 static int cmd_status(conn_opts *o, char **pos, int npos) {
-    if (npos) return usage_error("status: unexpected argument '%s'", pos[0]);
+    if (npos) return ctl_usage_error("status: unexpected argument '%s'", pos[0]);
     hsc_client *c = connect_to(o);
     if (!c) return EXIT_FAIL;
     Hotstuff__V1__GetStatusRequest q = HOTSTUFF__V1__GET_STATUS_REQUEST__INIT;
@@ -731,13 +364,13 @@ static int cmd_status(conn_opts *o, char **pos, int npos) {
         rc = call_failed(c, "status", &st);
     } else if (o->json) {
         cJSON *j = cJSON_CreateObject();
-        add_u64(j, "chain_id", r->chain_id);
+        ctl_add_u64(j, "chain_id", r->chain_id);
         json_hex(j, "key", r->key.data, r->key.len);
         cJSON_AddStringToObject(j, "role", role_name(r->role));
-        add_u64(j, "current_view", r->current_view);
+        ctl_add_u64(j, "current_view", r->current_view);
         if (r->has_committed) {
             cJSON *cm = cJSON_AddObjectToObject(j, "committed");
-            add_u64(cm, "height", r->committed_height);
+            ctl_add_u64(cm, "height", r->committed_height);
             json_hex(cm, "hash", r->committed_hash.data, r->committed_hash.len);
         } else {
             cJSON_AddNullToObject(j, "committed");
@@ -745,8 +378,8 @@ static int cmd_status(conn_opts *o, char **pos, int npos) {
         cJSON_AddItemToObject(j, "highest_pc", pc_json(r->highest_pc));
         cJSON_AddItemToObject(j, "locked_pc", pc_json(r->locked_pc));
         cJSON_AddBoolToObject(j, "syncing", r->syncing);
-        add_u64(j, "connected_peers", r->connected_peers);
-        add_u64(j, "events_dropped", r->events_dropped);
+        ctl_add_u64(j, "connected_peers", r->connected_peers);
+        ctl_add_u64(j, "events_dropped", r->events_dropped);
         rc = print_json(j, true);
     } else {
         char key[65], hash[65], line[256];
@@ -789,7 +422,7 @@ static void tx_describe(const ProtobufCBinaryData *d, FILE *f, cJSON *j) {
         if (j) cJSON_AddStringToObject(j, "op", "unknown");
         return;
     }
-    if (j) add_u64(j, "nonce", t->nonce);
+    if (j) ctl_add_u64(j, "nonce", t->nonce);
     switch (t->op_case) {
     case HOTSTUFF__V1__KV_TRANSACTION__OP_PUT:
         if (f) {
@@ -829,7 +462,7 @@ static void tx_describe(const ProtobufCBinaryData *d, FILE *f, cJSON *j) {
             if (ups) {
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddStringToObject(e, "key", k);
-                add_u64(e, "power", u->updates[i]->power);
+                ctl_add_u64(e, "power", u->updates[i]->power);
                 cJSON_AddItemToArray(ups, e);
             }
         }
@@ -845,11 +478,11 @@ static void tx_describe(const ProtobufCBinaryData *d, FILE *f, cJSON *j) {
 
 static cJSON *block_json(const Hotstuff__V1__Block *b, uint64_t tip, bool with_txs) {
     cJSON *j = cJSON_CreateObject();
-    add_u64(j, "height", b->height);
+    ctl_add_u64(j, "height", b->height);
     json_hex(j, "hash", b->hash.data, b->hash.len);
     cJSON_AddItemToObject(j, "justify", pc_json(b->justify));
     json_hex(j, "data_hash", b->data_hash.data, b->data_hash.len);
-    add_u64(j, "txs", b->n_data);
+    ctl_add_u64(j, "txs", b->n_data);
     if (with_txs) {
         cJSON *a = cJSON_AddArrayToObject(j, "transactions");
         for (size_t i = 0; i < b->n_data; i++) {
@@ -858,12 +491,12 @@ static cJSON *block_json(const Hotstuff__V1__Block *b, uint64_t tip, bool with_t
             cJSON_AddItemToArray(a, t);
         }
     }
-    add_u64(j, "tip_height", tip);
+    ctl_add_u64(j, "tip_height", tip);
     return j;
 }
 
 static int cmd_block(conn_opts *o, char **pos, int npos) {
-    if (npos != 1) return usage_error("block: %s", "give one HEIGHT or HASH (64 hex digits)");
+    if (npos != 1) return ctl_usage_error("block: %s", "give one HEIGHT or HASH (64 hex digits)");
     Hotstuff__V1__GetBlockRequest q = HOTSTUFF__V1__GET_BLOCK_REQUEST__INIT;
     uint8_t hash[HS_HASH_LEN];
     size_t hl = 0;
@@ -874,10 +507,10 @@ static int cmd_block(conn_opts *o, char **pos, int npos) {
         q.selector_case = HOTSTUFF__V1__GET_BLOCK_REQUEST__SELECTOR_HASH;
         q.hash.data = hash;
         q.hash.len = hl;
-    } else if (parse_u64(pos[0], &q.height)) {
+    } else if (ctl_parse_u64(pos[0], &q.height)) {
         q.selector_case = HOTSTUFF__V1__GET_BLOCK_REQUEST__SELECTOR_HEIGHT;
     } else {
-        return usage_error("block: '%s' is neither a height nor a 64-digit hex hash", pos[0]);
+        return ctl_usage_error("block: '%s' is neither a height nor a 64-digit hex hash", pos[0]);
     }
     hsc_client *c = connect_to(o);
     if (!c) return EXIT_FAIL;
@@ -890,7 +523,7 @@ static int cmd_block(conn_opts *o, char **pos, int npos) {
                   (ProtobufCMessage **)&r, o->timeout_ms, &st) != GRPC_STATUS_OK) {
         rc = call_failed(c, what, &st);
     } else if (!r->block) {
-        fprintf(stderr, "%s: %s: the server sent no block\n", prog, what);
+        fprintf(stderr, "%s: %s: the server sent no block\n", ctl_prog, what);
         rc = EXIT_FAIL;
     } else if (o->json) {
         rc = print_json(block_json(r->block, r->tip_height, true), true);
@@ -916,10 +549,10 @@ static int cmd_block(conn_opts *o, char **pos, int npos) {
 /* blocks FROM [TO]: every committed block of the range (clipped to the tip), page by page. */
 static int cmd_blocks(conn_opts *o, char **pos, int npos) {
     uint64_t from = 0, to = UINT64_MAX;
-    if (npos < 1 || npos > 2 || !parse_u64(pos[0], &from) ||
-        (npos == 2 && strcmp(pos[1], "tip") && !parse_u64(pos[1], &to)))
-        return usage_error("blocks: %s", "give FROM [TO|tip] (heights)");
-    if (to < from) return usage_error("blocks: %s", "TO is below FROM");
+    if (npos < 1 || npos > 2 || !ctl_parse_u64(pos[0], &from) ||
+        (npos == 2 && strcmp(pos[1], "tip") && !ctl_parse_u64(pos[1], &to)))
+        return ctl_usage_error("blocks: %s", "give FROM [TO|tip] (heights)");
+    if (to < from) return ctl_usage_error("blocks: %s", "TO is below FROM");
     hsc_client *c = connect_to(o);
     if (!c) return EXIT_FAIL;
     int rc = 0;
@@ -984,7 +617,7 @@ static cJSON *vs_json(const Hotstuff__V1__ValidatorSet *vs) {
     for (size_t i = 0; vs && i < vs->n_validators; i++) {
         cJSON *v = cJSON_CreateObject();
         json_hex(v, "key", vs->validators[i]->key.data, vs->validators[i]->key.len);
-        add_u64(v, "power", vs->validators[i]->power);
+        ctl_add_u64(v, "power", vs->validators[i]->power);
         cJSON_AddItemToArray(a, v);
     }
     return a;
@@ -1002,7 +635,7 @@ static void vs_print(const char *title, const Hotstuff__V1__ValidatorSet *vs) {
 }
 
 static int cmd_validators(conn_opts *o, char **pos, int npos) {
-    if (npos) return usage_error("validators: unexpected argument '%s'", pos[0]);
+    if (npos) return ctl_usage_error("validators: unexpected argument '%s'", pos[0]);
     hsc_client *c = connect_to(o);
     if (!c) return EXIT_FAIL;
     Hotstuff__V1__GetValidatorSetRequest q = HOTSTUFF__V1__GET_VALIDATOR_SET_REQUEST__INIT;
@@ -1017,7 +650,7 @@ static int cmd_validators(conn_opts *o, char **pos, int npos) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddItemToObject(j, "committed", vs_json(r->committed));
         cJSON_AddItemToObject(j, "previous", vs_json(r->previous));
-        if (r->has_update_height) add_u64(j, "update_height", r->update_height);
+        if (r->has_update_height) ctl_add_u64(j, "update_height", r->update_height);
         else cJSON_AddNullToObject(j, "update_height");
         cJSON_AddBoolToObject(j, "update_decided", r->update_decided);
         rc = print_json(j, true);
@@ -1038,7 +671,7 @@ static int cmd_validators(conn_opts *o, char **pos, int npos) {
 /* ---- get ---- */
 
 static int cmd_get(conn_opts *o, char **pos, int npos) {
-    if (npos != 1 || !pos[0][0]) return usage_error("get: %s", "give one non-empty KEY");
+    if (npos != 1 || !pos[0][0]) return ctl_usage_error("get: %s", "give one non-empty KEY");
     hsc_client *c = connect_to(o);
     if (!c) return EXIT_FAIL;
     Hotstuff__V1__GetStateRequest q = HOTSTUFF__V1__GET_STATE_REQUEST__INIT;
@@ -1056,7 +689,7 @@ static int cmd_get(conn_opts *o, char **pos, int npos) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "key", pos[0]);
         json_bytes(j, "value", r->value.data, r->value.len);
-        add_u64(j, "tip_height", r->tip_height);
+        ctl_add_u64(j, "tip_height", r->tip_height);
         rc = print_json(j, false);
     } else {
         fwrite(r->value.data, 1, r->value.len, stdout);
@@ -1070,7 +703,7 @@ static int cmd_get(conn_opts *o, char **pos, int npos) {
 /* ---- health ---- */
 
 static int cmd_health(conn_opts *o, char **pos, int npos) {
-    if (npos > 1) return usage_error("health: unexpected argument '%s'", pos[1]);
+    if (npos > 1) return ctl_usage_error("health: unexpected argument '%s'", pos[1]);
     const char *svc = npos ? pos[0] : "";
     hsc_client *c = connect_to(o);
     if (!c) return EXIT_FAIL;
@@ -1113,13 +746,13 @@ static void watch_line(const Hotstuff__V1__SubscribeResponse *m, bool json) {
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "type", name);
-        add_u64(j, "timestamp_ms", m->timestamp_ms);
+        ctl_add_u64(j, "timestamp_ms", m->timestamp_ms);
         if (m->type == HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_COMMIT_BLOCK) {
-            add_u64(j, "height", m->height);
+            ctl_add_u64(j, "height", m->height);
             cJSON_AddBoolToObject(j, "replayed", m->replayed);
         }
         if (m->block_hash.len) json_hex(j, "block_hash", m->block_hash.data, m->block_hash.len);
-        if (m->view) add_u64(j, "view", m->view);
+        if (m->view) ctl_add_u64(j, "view", m->view);
         cJSON_AddStringToObject(j, "text", m->text ? m->text : "");
         print_json(j, false);
         return;
@@ -1159,7 +792,7 @@ static int cmd_watch(conn_opts *o, char **pos, int npos) {
             for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
                 int e = event_parse(t);
                 if (!e) {
-                    usage_error("watch: unknown event type '%s' (e.g. CommitBlock, "
+                    ctl_usage_error("watch: unknown event type '%s' (e.g. CommitBlock, "
                                 "Propose, ViewTimeout)", t);
                     free(copy);
                     return EXIT_USAGE;
@@ -1169,12 +802,12 @@ static int cmd_watch(conn_opts *o, char **pos, int npos) {
                 if (!dup && q.n_types < 27) types[q.n_types++] = (Hotstuff__V1__EventType)e;
             }
             free(copy);
-        } else if (!strcmp(a, "--from") && v && parse_u64(v, &q.from_height)) {
+        } else if (!strcmp(a, "--from") && v && ctl_parse_u64(v, &q.from_height)) {
             q.has_from_height = true;
-        } else if (!strcmp(a, "--count") && v && parse_u64(v, &count) && count > 0) {
+        } else if (!strcmp(a, "--count") && v && ctl_parse_u64(v, &count) && count > 0) {
         } else if (!strcmp(a, "--duration") && v && (duration_ms = parse_duration_ms(v)) > 0) {
         } else {
-            return usage_error("watch: bad argument '%s'", a);
+            return ctl_usage_error("watch: bad argument '%s'", a);
         }
         i++;
     }
@@ -1183,7 +816,7 @@ static int cmd_watch(conn_opts *o, char **pos, int npos) {
         bool commit = false;
         for (size_t k = 0; k < q.n_types; k++)
             commit = commit || types[k] == HOTSTUFF__V1__EVENT_TYPE__EVENT_TYPE_COMMIT_BLOCK;
-        if (!commit) return usage_error("watch: %s", "--from needs CommitBlock among --types");
+        if (!commit) return ctl_usage_error("watch: %s", "--from needs CommitBlock among --types");
     }
     hsc_client *c = connect_to(o);
     if (!c) return EXIT_FAIL;
@@ -1212,7 +845,7 @@ static int cmd_watch(conn_opts *o, char **pos, int npos) {
     /* Ended by --count (we cancelled) or by --duration (the deadline we chose): success. */
     if (!enough && !(up && duration_ms > 0 && code == GRPC_STATUS_DEADLINE_EXCEEDED)) {
         if (code == GRPC_STATUS_OK) {
-            fprintf(stderr, "%s: watch: the server ended the subscription\n", prog);
+            fprintf(stderr, "%s: watch: the server ended the subscription\n", ctl_prog);
             rc = EXIT_FAIL;
         } else {
             rc = call_failed(c, "watch", &st);
@@ -1285,12 +918,12 @@ static int do_submit(const conn_opts *o, const uint8_t *tx, size_t len, bool wai
         rc = call_failed(c, what, &st);
         if (code == GRPC_STATUS_DEADLINE_EXCEEDED && wait)
             fprintf(stderr, "%s: tx %s was not seen committed in time (it may still commit)\n",
-                    prog, hh);
+                    ctl_prog, hh);
     } else if (o->json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "tx_hash", hh);
         cJSON_AddBoolToObject(j, "committed", committed);
-        if (committed) add_u64(j, "height", height);
+        if (committed) ctl_add_u64(j, "height", height);
         rc = print_json(j, false);
     } else {
         printf("accepted tx %s\n", hh);
@@ -1309,7 +942,7 @@ static bool parse_update(const char *arg, hs_validator *out) {
     if (klen >= sizeof key) return false;
     memcpy(key, arg, klen);
     key[klen] = '\0';
-    return node_parse_key(key, &out->key) && parse_u64(colon + 1, &out->power);
+    return node_parse_key(key, &out->key) && ctl_parse_u64(colon + 1, &out->power);
 }
 
 static int build_update_validators(int argc, char **argv, uint64_t nonce, uint8_t **tx,
@@ -1326,36 +959,36 @@ static int build_update_validators(int argc, char **argv, uint64_t nonce, uint8_
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--admin-key") && v) admin_file = argv[++i];
         else if (!strcmp(argv[i], "--genesis") && v) genesis_file = argv[++i];
-        else if (!strcmp(argv[i], "--chain-id") && v && parse_u64(v, &chain_id))
+        else if (!strcmp(argv[i], "--chain-id") && v && ctl_parse_u64(v, &chain_id))
             have_chain = true, i++;
         else if (parse_update(argv[i], &ups[n])) n++;
         else {
-            usage_error("update-validators: '%s' is not KEY:POWER (hex or Base64 key)", argv[i]);
+            ctl_usage_error("update-validators: '%s' is not KEY:POWER (hex or Base64 key)", argv[i]);
             goto out;
         }
     }
     if (!admin_file) {
-        usage_error("update-validators: %s", "--admin-key FILE is required");
+        ctl_usage_error("update-validators: %s", "--admin-key FILE is required");
         goto out;
     }
     if (!have_chain && !genesis_file) {
-        usage_error("update-validators: %s", "the signature covers the chain id: pass "
+        ctl_usage_error("update-validators: %s", "the signature covers the chain id: pass "
                                               "--chain-id C or --genesis FILE");
         goto out;
     }
     if (n == 0) {
-        usage_error("update-validators: %s", "give at least one KEY:POWER");
+        ctl_usage_error("update-validators: %s", "give at least one KEY:POWER");
         goto out;
     }
     rc = EXIT_FAIL;
     if (genesis_file) {
         node_genesis g;
         if (node_genesis_load(genesis_file, &g, err, sizeof err) != HS_OK) {
-            fprintf(stderr, "%s: %s\n", prog, err);
+            fprintf(stderr, "%s: %s\n", ctl_prog, err);
             goto out;
         }
         if (have_chain && g.chain_id != chain_id) {
-            fprintf(stderr, "%s: --chain-id %" PRIu64 " differs from %s (%" PRIu64 ")\n", prog,
+            fprintf(stderr, "%s: --chain-id %" PRIu64 " differs from %s (%" PRIu64 ")\n", ctl_prog,
                     chain_id, genesis_file, g.chain_id);
             node_genesis_free(&g);
             goto out;
@@ -1365,7 +998,7 @@ static int build_update_validators(int argc, char **argv, uint64_t nonce, uint8_
     }
     hs_keypair admin;
     if (node_key_load(admin_file, &admin, err, sizeof err) != HS_OK) {
-        fprintf(stderr, "%s: %s\n", prog, err);
+        fprintf(stderr, "%s: %s\n", ctl_prog, err);
         goto out;
     }
     hs_status st = kvtx_encode_update_validators(chain_id, nonce, ups, n, &admin, tx, len);
@@ -1385,10 +1018,10 @@ static int cmd_submit(conn_opts *o, char **pos, int npos) {
     for (; i < npos && pos[i][0] == '-'; i++) {
         const char *v = i + 1 < npos ? pos[i + 1] : NULL;
         if (!strcmp(pos[i], "--wait")) wait = true;
-        else if (!strcmp(pos[i], "--nonce") && parse_u64(v, &nonce)) have_nonce = true, i++;
-        else return usage_error("submit: bad option '%s'", pos[i]);
+        else if (!strcmp(pos[i], "--nonce") && ctl_parse_u64(v, &nonce)) have_nonce = true, i++;
+        else return ctl_usage_error("submit: bad option '%s'", pos[i]);
     }
-    if (i >= npos) return usage_error("submit: %s", "missing operation (put, delete, ...)");
+    if (i >= npos) return ctl_usage_error("submit: %s", "missing operation (put, delete, ...)");
     /* Waiting for a commit takes a few views: a longer default deadline. */
     if (wait && !o->have_timeout) o->timeout_ms = DEFAULT_WAIT_MS;
     /* A random nonce: submitting the same operation twice makes two transactions. */
@@ -1400,21 +1033,21 @@ static int cmd_submit(conn_opts *o, char **pos, int npos) {
     size_t len = 0;
     hs_status st = HS_OK;
     if (!strcmp(op, "put")) {
-        if (rest != 2) return usage_error("submit: %s", "put needs KEY VALUE");
-        if (!args[0][0]) return usage_error("submit: %s", "put needs a non-empty KEY");
+        if (rest != 2) return ctl_usage_error("submit: %s", "put needs KEY VALUE");
+        if (!args[0][0]) return ctl_usage_error("submit: %s", "put needs a non-empty KEY");
         st = kvtx_encode_put(nonce, (const uint8_t *)args[0], strlen(args[0]),
                              (const uint8_t *)args[1], strlen(args[1]), &tx, &len);
     } else if (!strcmp(op, "delete")) {
-        if (rest != 1 || !args[0][0]) return usage_error("submit: %s", "delete needs KEY");
+        if (rest != 1 || !args[0][0]) return ctl_usage_error("submit: %s", "delete needs KEY");
         st = kvtx_encode_delete(nonce, (const uint8_t *)args[0], strlen(args[0]), &tx, &len);
     } else if (!strcmp(op, "update-validators")) {
         int rc = build_update_validators(rest, args, nonce, &tx, &len);
         if (rc) return rc;
     } else {
-        return usage_error("submit: unknown operation '%s'", op);
+        return ctl_usage_error("submit: unknown operation '%s'", op);
     }
     if (st != HS_OK) {
-        fprintf(stderr, "%s: submit: cannot encode the transaction\n", prog);
+        fprintf(stderr, "%s: submit: cannot encode the transaction\n", ctl_prog);
         return EXIT_FAIL;
     }
     hs_hash h;
@@ -1444,7 +1077,7 @@ int main(int argc, char **argv) {
     while (k < argc && argv[k][0] == '-' && strcmp(argv[k], "-h") && strcmp(argv[k], "--help")) {
         int r = take_conn_opt(argc, argv, &k, &o);
         if (r < 0) return EXIT_USAGE;
-        if (r == 0) return usage_error("unknown option '%s'", argv[k]);
+        if (r == 0) return ctl_usage_error("unknown option '%s'", argv[k]);
         k++;
     }
     if (k >= argc) {
@@ -1457,11 +1090,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (hs_crypto_init() != HS_OK) {
-        fprintf(stderr, "%s: cannot initialise libsodium\n", prog);
+        fprintf(stderr, "%s: cannot initialise libsodium\n", ctl_prog);
         return EXIT_FAIL;
     }
-    if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - k - 1, argv + k + 1);
-    if (!strcmp(cmd, "testnet")) return cmd_testnet(argc - k - 1, argv + k + 1);
+    if (!strcmp(cmd, "keygen")) return ctl_cmd_keygen(argc - k - 1, argv + k + 1);
+    if (!strcmp(cmd, "testnet")) return ctl_cmd_testnet(argc - k - 1, argv + k + 1);
     for (size_t i = 0; i < sizeof conn_cmds / sizeof conn_cmds[0]; i++) {
         if (strcmp(cmd, conn_cmds[i].name)) continue;
         int n = argc - k - 1;
@@ -1473,5 +1106,5 @@ int main(int argc, char **argv) {
         free(pos);
         return rc;
     }
-    return usage_error("unknown command '%s'", cmd);
+    return ctl_usage_error("unknown command '%s'", cmd);
 }

@@ -250,26 +250,9 @@ static hs_status adm_tx_height(void *ctx, const hs_kv_reader *r, const hs_hash *
 
 /* ---- start-up ---- */
 
-/* mkdir -p with mode 0700 for directories it creates. */
-static int make_dirs(const char *path) {
-    char *p = strdup(path);
-    if (!p) return -1;
-    int rc = 0;
-    for (char *s = p + 1; rc == 0; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST) rc = -1;
-        *s = c;
-        if (c == '\0') break;
-    }
-    free(p);
-    return rc;
-}
-
 static int open_store(daemon_t *d) {
     const node_config *c = &d->cfg;
-    if (make_dirs(c->data_dir) != 0) {
+    if (node_make_dirs(c->data_dir, 0700) != 0) {
         hs_log(HS_LOG_ERROR, MODULE, "data_dir %s: cannot create: %s", c->data_dir,
                strerror(errno));
         return EXIT_FAILURE_RUN;

@@ -1094,3 +1094,19 @@ hs_status node_store_bind_genesis(const hs_kv_store *kv, const node_genesis *g,
     *fresh = true;
     return HS_OK;
 }
+
+int node_make_dirs(const char *path, unsigned mode) {
+    char *p = strdup(path);
+    if (!p) return -1;
+    int rc = 0;
+    for (char *s = p + 1; rc == 0; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, (mode_t)mode) != 0 && errno != EEXIST) rc = -1;
+        *s = c;
+        if (c == '\0') break;
+    }
+    free(p);
+    return rc;
+}

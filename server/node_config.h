@@ -45,6 +45,9 @@ void node_genesis_hash(const node_genesis *g, hs_hash *out);
 hs_status node_key_load(const char *path, hs_keypair *out, char *err, size_t errlen);
 /* Writes a new key file with mode 0600; refuses to overwrite an existing file. */
 hs_status node_key_write(const char *path, const hs_keypair *kp, char *err, size_t errlen);
+/* mkdir -p: creates path and its missing parents with mode (existing ones are left as they
+ * are). 0, or -1 with errno set. */
+int node_make_dirs(const char *path, unsigned mode);
 
 /* config.json, with the key and genesis files it names. */
 typedef struct node_config {
