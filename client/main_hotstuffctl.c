@@ -48,8 +48,8 @@
 #include "hotstuff/v1/admin.pb-c.h"
 #include "hotstuff/v1/kvapp.pb-c.h"
 #include "hotstuff/v1/replica.pb-c.h"
-#include "kvtx.h"
-#include "node_config.h"
+#include "app/kvtx.h"
+#include "config/node_config.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_WAIT_MS 30000 /* submit --wait */

@@ -16,8 +16,8 @@
 #include "compose.h"
 #include "ctl.h"
 #include "hotstuff/crypto.h"
-#include "node_config.h"
-#include "transport.h"
+#include "config/node_config.h"
+#include "replica/transport.h"
 
 /* Node i serves its admin port on P + ADMIN_OFFSET + i (P + N + M + i when more than
  * ADMIN_OFFSET nodes, so the two ranges never overlap). */

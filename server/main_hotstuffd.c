@@ -1,5 +1,5 @@
 /* hotstuffd - the HotStuff replica daemon: a libhotstuff replica with a LevelDB store, the gRPC
- * transport (server/transport.h) and the built-in key-value app (server/kvapp.h).
+ * transport (server/replica/transport.h) and the built-in key-value app (server/app/kvapp.h).
  *
  *   hotstuffd --config FILE [--check]
  *
@@ -14,7 +14,7 @@
  * replica (joining its threads: the algorithm thread finishes the batch it is writing), the
  * transport, the app, and closes the store.
  *
- * Admin service (server/admin.h), when config.json has listen.admin: it reads the block tree
+ * Admin service (server/admin/admin.h), when config.json has listen.admin: it reads the block tree
  * through replica snapshots, stats from the replica and the transport, and submits to the app.
  * Every replica event is forwarded to it; the forwarder reads d->admin under admin_mu, so the
  * event thread never touches a stopped service.
@@ -33,11 +33,11 @@
 #include <grpc/support/log.h>
 #include <sodium.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "hotstuff/hotstuff.h"
-#include "kvapp.h"
-#include "node_config.h"
-#include "transport.h"
+#include "app/kvapp.h"
+#include "config/node_config.h"
+#include "replica/transport.h"
 
 #define MODULE "hotstuffd"
 #define EXIT_CONFIG 2

@@ -35,8 +35,8 @@
 #include "cu.h"
 #include "e2e.h"
 #include "hotstuff/hotstuff.h"
-#include "kvapp.h"
-#include "node_config.h"
+#include "app/kvapp.h"
+#include "config/node_config.h"
 
 #define VALIDATORS 4
 #define LISTENERS 1

@@ -24,7 +24,7 @@
 #include "cu.h"
 #include "e2e.h"
 #include "hotstuff/hotstuff.h"
-#include "node_config.h"
+#include "config/node_config.h"
 
 #define NODES 4
 #define ADMIN_OFFSET 100 /* hotstuffctl testnet: admin port of node i = P + 100 + i */

@@ -1,5 +1,5 @@
-/* test_admin.c - the Admin service, health and reflection (server/admin.c, grpc_health.c,
- * grpc_reflection.c) against four in-process replicas running the key-value app over the
+/* test_admin.c - the Admin service, health and reflection (server/admin/admin.c, net/health.c,
+ * net/reflection.c) against four in-process replicas running the key-value app over the
  * memory network, so blocks really commit. The admin service serves replica 0 on 127.0.0.1
  * with a kernel-chosen port and is stopped and started again while the replicas run (the
  * event forwarder reads the current admin pointer under a mutex, as hotstuffd must).
@@ -20,18 +20,18 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
-#include "admin.h"
+#include "admin/admin.h"
 #include "cu.h"
 #include "google/protobuf/descriptor.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
-#include "grpc_health.h"
-#include "grpc_reflection.h"
+#include "net/health.h"
+#include "net/reflection.h"
 #include "hotstuff/hotstuff.h"
 #include "hotstuff/store.h"
 #include "hotstuff/v1/admin.pb-c.h"
-#include "kvapp.h"
-#include "kvtx.h"
+#include "app/kvapp.h"
+#include "app/kvtx.h"
 #include "mem_network.h"
 
 /* See test_transport.c: Debian's gRPC libraries are not TSan-instrumented, so only reports

@@ -1,4 +1,4 @@
-/* test_kvapp.c - the built-in key-value app and its mempool (server/kvapp.c, mempool.c,
+/* test_kvapp.c - the built-in key-value app and its mempool (server/app/kvapp.c, mempool.c,
  * kvtx.c): admission with reasons and bounds, deterministic produce/validate, at-most-once
  * commit across pending ancestors and later blocks, validator-set update authorisation, the
  * app state it writes - first against a real block tree in a memory store, then through four
@@ -10,7 +10,7 @@
 
 #include "cu.h"
 #include "hotstuff/hotstuff.h"
-#include "kvapp.h"
+#include "app/kvapp.h"
 #include "mem_network.h"
 /* The block tree's writers are internal to libhotstuff; these tests build trees with them
  * directly instead of running consensus for every case. */

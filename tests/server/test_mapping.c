@@ -1,4 +1,4 @@
-/* test_mapping.c - core <-> protobuf mapping (server/mapping.c): round trips of every message
+/* test_mapping.c - core <-> protobuf mapping (server/wire/mapping.c): round trips of every message
  * type and of the types the admin service shares, and hostile protobuf input. Values are
  * compared through their Borsh encoding (hs_msg_encode), which is canonical. */
 #include <stdio.h>
@@ -7,7 +7,7 @@
 
 #include "cu.h"
 #include "hotstuff/messages.h"
-#include "mapping.h"
+#include "wire/mapping.h"
 
 /* ---- sample values ---- */
 

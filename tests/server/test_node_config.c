@@ -1,4 +1,4 @@
-/* test_node_config.c - config.json, key.json and genesis.json (server/node_config.c): what a
+/* test_node_config.c - config.json, key.json and genesis.json (server/config/node_config.c): what a
  * good set of files yields, that every error names the file, the field and the problem, the
  * key file's permission rule, and that a store refuses a genesis other than its own. */
 #define _GNU_SOURCE /* mkdtemp */
@@ -16,7 +16,7 @@
 #include "hotstuff/replica.h"
 #include "hotstuff/store.h"
 #include "node.h" /* node_remove_dir */
-#include "node_config.h"
+#include "config/node_config.h"
 
 static char dir[256];
 static char cfg_path[300], key_path[300], gen_path[300];

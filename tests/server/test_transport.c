@@ -1,4 +1,4 @@
-/* test_transport.c - the gRPC replica transport (server/transport.c), in process on
+/* test_transport.c - the gRPC replica transport (server/replica/transport.c), in process on
  * 127.0.0.1 with ports chosen by the kernel.
  *
  * Clusters are started highest key first: the lower key dials the higher one, so every node
@@ -28,8 +28,8 @@
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 #include "hotstuff/messages.h"
-#include "mapping.h"
-#include "transport.h"
+#include "wire/mapping.h"
+#include "replica/transport.h"
 
 /* Debian's libgrpc, libgpr and abseil are not built with -fsanitize=thread, so TSan cannot
  * see the synchronization inside them (absl::Mutex waits on futexes and atomics of its own):

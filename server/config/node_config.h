@@ -1,4 +1,4 @@
-/* server/node_config.h - the three files a hotstuffd node reads (config.json, key.json,
+/* server/config/node_config.h - the three files a hotstuffd node reads (config.json, key.json,
  * genesis.json), and binding a store to its genesis.
  *
  * Every error names the file, the field and the problem, in one line:
@@ -20,8 +20,8 @@
 #include "hotstuff/kv.h"
 #include "hotstuff/log.h"
 #include "hotstuff/types.h"
-#include "kvapp.h"
-#include "transport.h"
+#include "app/kvapp.h"
+#include "replica/transport.h"
 
 /* genesis.json */
 typedef struct node_genesis {
@@ -69,7 +69,7 @@ typedef struct node_config {
     /* 0 = the transport's own default */
     uint64_t reconnect_initial_ms, reconnect_max_ms, keepalive_time_ms, handshake_timeout_ms;
     bool sync_writes; /* LevelDB fsync per batch */
-    /* config.json "admin": the admin service's limits (server/admin.h, hs_admin_config). The
+    /* config.json "admin": the admin service's limits (server/admin/admin.h, hs_admin_config). The
      * defaults are hs_admin_config_defaults' values, repeated in NODE_ADMIN_DEF_*: node_config
      * does not depend on the gRPC server modules (hotstuffctl links it too). */
     struct {

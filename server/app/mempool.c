@@ -1,9 +1,9 @@
-/* mempool.c - see mempool.h.
+/* server/app/mempool.c - see mempool.h.
  *
  * Each entry sits on two lists: the arrival-ordered doubly linked list, and the chain of its
  * hash bucket. SHA-256 output is uniform, so its first bytes index the buckets directly.
  */
-#include "mempool.h"
+#include "app/mempool.h"
 
 #include <pthread.h>
 #include <stdlib.h>

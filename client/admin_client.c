@@ -1,7 +1,9 @@
-/* server/admin_client.c - see admin_client.h. The call sequences are those of
+/* client/admin_client.c - see admin_client.h. The call sequences are those of
  * /work/shared/design/grpc-core.md §6: the status batch is started first and stays pending all
  * call long; every other batch is plucked by its own tag. */
 #include "admin_client.h"
+
+#include "net/pb.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -113,14 +115,7 @@ static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
 }
 
 ProtobufCMessage *hsc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb) {
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, bb)) return NULL;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
+    return hs_pb_unpack(d, bb);
 }
 
 /* ---- streams (and unary calls, which are streams of one message) ---- */
@@ -267,20 +262,12 @@ grpc_status_code hsc_unary(hsc_client *c, const char *method, const ProtobufCMes
 
 /* ---- errors ---- */
 
-static const char *const code_names[] = {
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-    "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-    "UNAUTHENTICATED"};
-
 const char *hsc_code_name(grpc_status_code c) {
-    return (unsigned)c < sizeof code_names / sizeof code_names[0] ? code_names[c] : "UNKNOWN";
+    return hs_grpc_code_name(c);
 }
 
 int hsc_code_parse(const char *name) {
-    for (size_t i = 0; i < sizeof code_names / sizeof code_names[0]; i++)
-        if (!strcasecmp(name, code_names[i])) return (int)i;
-    return -1;
+    return hs_grpc_code_parse(name);
 }
 
 static bool contains(const char *hay, const char *needle) {

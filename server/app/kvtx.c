@@ -1,5 +1,5 @@
-/* kvtx.c - see kvtx.h. */
-#include "kvtx.h"
+/* server/app/kvtx.c - see kvtx.h. */
+#include "app/kvtx.h"
 
 #include <stdarg.h>
 #include <stdio.h>

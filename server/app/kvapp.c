@@ -1,10 +1,10 @@
-/* kvapp.c - see kvapp.h.
+/* server/app/kvapp.c - see kvapp.h.
  *
  * One function, execute(), turns a list of datums into app state and validator-set updates
  * and decides validity; validate_block calls it on the proposed block and produce_block on
  * the block it just assembled, which is what keeps the two in agreement.
  */
-#include "kvapp.h"
+#include "app/kvapp.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 #include "hotstuff/block_tree.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
-#include "mempool.h"
+#include "app/mempool.h"
 
 #define MODULE "kvapp"
 /* Leader selection takes the total power as a u64 (spec §4.3); keep it well inside. */

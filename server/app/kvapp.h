@@ -1,4 +1,4 @@
-/* server/kvapp.h - hotstuffd's built-in replicated key-value app: libhotstuff's App (spec §7)
+/* server/app/kvapp.h - hotstuffd's built-in replicated key-value app: libhotstuff's App (spec §7)
  * over a mempool of transactions (kvtx.h).
  *
  * Blocks. Each datum of a block is one encoded transaction. The proposer packs waiting
@@ -29,7 +29,7 @@
 
 #include "hotstuff/app.h"
 #include "hotstuff/kv.h"
-#include "kvtx.h"
+#include "app/kvtx.h"
 
 #define KVAPP_PREFIX_USER 'u'
 #define KVAPP_PREFIX_TX 't'

@@ -1,4 +1,4 @@
-/* server/admin.c - the Admin service, health and reflection on one completion-queue thread.
+/* server/admin/admin.c - the Admin service, health and reflection on one completion-queue thread.
  *
  * Shape (after grpc-core.md §5 and §11): one NEXT completion queue polled by one thread that
  * owns every gRPC object. Each method has one outstanding request_call; when a call arrives
@@ -21,7 +21,7 @@
  * Store reads happen on the CQ thread through snapshots: fine for a memory store and
  * LevelDB's cache at admin request rates; a pool would be the next step if they ever showed.
  */
-#include "admin.h"
+#include "admin/admin.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -38,12 +38,12 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
-#include "grpc_reflection.h"
+#include "net/reflection.h"
 #include "hotstuff/block_tree.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 #include "hotstuff/v1/admin.pb-c.h"
-#include "mapping.h"
+#include "wire/mapping.h"
 
 #define MODULE "admin"
 /* Time open streams get to finish after stop begins, before every call is cancelled. */

@@ -1,4 +1,4 @@
-/* server/kvtx.h - transactions of hotstuffd's built-in key-value app
+/* server/app/kvtx.h - transactions of hotstuffd's built-in key-value app
  * (proto/hotstuff/v1/kvapp.proto): building and signing them (hotstuffctl, tests) and decoding
  * and checking untrusted ones (every replica, for the mempool and for validate_block).
  *

@@ -1,4 +1,4 @@
-/* server/admin.h - hotstuffd's operator service (hotstuff.v1.Admin, proto/hotstuff/v1/
+/* server/admin/admin.h - hotstuffd's operator service (hotstuff.v1.Admin, proto/hotstuff/v1/
  * admin.proto) with grpc.health.v1.Health and server reflection (v1 and v1alpha), on its own
  * port and its own completion-queue thread.
  *
@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "grpc_health.h"
+#include "net/health.h"
 #include "hotstuff/events.h"
 #include "hotstuff/kv.h"
 #include "hotstuff/replica.h"

@@ -1,4 +1,4 @@
-/* server/grpc_reflection.c - see grpc_reflection.h.
+/* server/net/reflection.c - see reflection.h.
  *
  * Two passes over the descriptor set at start-up: a wire walk that keeps the exact bytes of
  * each FileDescriptorProto (responses point at them, nothing is re-serialized), and an unpack
@@ -6,7 +6,7 @@
  * and every symbol it defines. Lookups are linear: a few hundred symbols, a handful of
  * requests per grpcurl invocation.
  */
-#include "grpc_reflection.h"
+#include "net/reflection.h"
 
 #include <stdio.h>
 #include <stdlib.h>

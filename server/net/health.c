@@ -1,6 +1,6 @@
-/* server/grpc_health.c - see grpc_health.h. One mutex guards the table; it is touched a few
+/* server/net/health.c - see health.h. One mutex guards the table; it is touched a few
  * times per second at most, so nothing finer is worth it. */
-#include "grpc_health.h"
+#include "net/health.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
-/* server/mapping.c - core types <-> protobuf-c structs. See mapping.h for the contract.
+/* server/wire/mapping.c - core types <-> protobuf-c structs. See mapping.h for the contract.
  *
  * Shape of the code: one to_pb and one from_pb function per type, each a straight walk over
  * the fields. from_pb functions write into a zeroed *out and, on any failure, free what they
  * built and zero it again, so callers have one exit path. Nested failures prepend the field
  * path to the reason on the way out ("Proposal.block: Block.justify: ...").
  */
-#include "mapping.h"
+#include "wire/mapping.h"
 
 #include <stdarg.h>
 #include <stddef.h>

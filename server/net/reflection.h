@@ -1,4 +1,4 @@
-/* server/grpc_reflection.h - gRPC server reflection (grpc.reflection.v1 and v1alpha, which are
+/* server/net/reflection.h - gRPC server reflection (grpc.reflection.v1 and v1alpha, which are
  * wire-identical) answered from a serialized FileDescriptorSet, independent of any server
  * loop, so the admin service and the replica transport can both serve it.
  *

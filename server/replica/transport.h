@@ -1,4 +1,4 @@
-/* server/transport.h - the replica-to-replica network of hotstuffd over gRPC (service
+/* server/replica/transport.h - the replica-to-replica network of hotstuffd over gRPC (service
  * hotstuff.v1.Replica): libhotstuff's hs_network, plus gossip of app transactions and the
  * small SubmitTransaction RPC, on one port.
  *

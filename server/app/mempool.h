@@ -1,4 +1,4 @@
-/* server/mempool.h - transactions waiting to be put in a block: a bounded set keyed by the
+/* server/app/mempool.h - transactions waiting to be put in a block: a bounded set keyed by the
  * transaction hash, kept in arrival order.
  *
  * Bounded twice, by count and by bytes, so neither many small nor a few large transactions

@@ -1,4 +1,4 @@
-/* server/mapping.h - the one module that converts between libhotstuff's types (hotstuff/
+/* server/wire/mapping.h - the one module that converts between libhotstuff's types (hotstuff/
  * types.h, messages.h) and their protobuf-c forms (the .proto files of proto/hotstuff/v1).
  * The replica transport and the admin service both use it; nothing else in server/ builds or
  * reads these protobuf structs field by field.

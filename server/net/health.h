@@ -1,4 +1,4 @@
-/* server/grpc_health.h - the state behind grpc.health.v1.Health, independent of any server
+/* server/net/health.h - the state behind grpc.health.v1.Health, independent of any server
  * loop, so the admin service and the replica transport can both serve it.
  *
  * A table of service name -> status ("" = the whole server). Any thread may set a status; the

@@ -1,4 +1,4 @@
-/* server/transport.c - the replica-to-replica network over gRPC core. See transport.h.
+/* server/replica/transport.c - the replica-to-replica network over gRPC core. See transport.h.
  *
  * THREADS. One thread (the "CQ thread") owns the completion queue, the server, every call and
  * every channel: only it starts batches, requests calls, cancels and unrefs. Other threads
@@ -78,7 +78,7 @@
  * waits for every call to finish and every request to come back, then destroys the server,
  * shuts the queue down and drains it. stop joins the thread and frees the rest.
  */
-#include "transport.h"
+#include "replica/transport.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -101,11 +101,11 @@
 #include <grpc/support/time.h>
 #include <sodium.h>
 
-#include "grpc_health.h"
-#include "grpc_reflection.h"
+#include "net/health.h"
+#include "net/reflection.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
-#include "mapping.h"
+#include "wire/mapping.h"
 
 #define MODULE "transport"
 #define PROTOCOL_VERSION 1

@@ -1,4 +1,4 @@
-/* server/admin_client.h - a small synchronous gRPC client for hotstuffd's admin port
+/* client/admin_client.h - a small synchronous gRPC client for hotstuffd's admin port
  * (hotstuff.v1.Admin, grpc.health.v1.Health) and, for compatibility, its replica port.
  * Used by hotstuffctl; usable by tests.
  *
@@ -14,8 +14,8 @@
  * Threads: a client and its streams belong to one thread. grpc_init/grpc_shutdown are paired
  * by hsc_open/hsc_close.
  */
-#ifndef HS_SERVER_ADMIN_CLIENT_H
-#define HS_SERVER_ADMIN_CLIENT_H
+#ifndef HS_CLIENT_ADMIN_CLIENT_H
+#define HS_CLIENT_ADMIN_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,10 +1,10 @@
-/* node_config.c - see node_config.h.
+/* server/config/node_config.c - see node_config.h.
  *
  * Parsing is table-free and explicit: each object is checked for unknown and repeated fields
  * first, then each field is read by a typed getter that reports "<file>: <field>: <problem>".
  * The field path (e.g. "validators[2].power") is built as we descend.
  */
-#include "node_config.h"
+#include "config/node_config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +48,7 @@
 #define DEF_REPLICA_INBOX 8192
 #define DEF_EVENT_QUEUE 65536
 #define DEF_SYNC_QUEUE 256
-/* The admin service: the same numbers as hs_admin_config_defaults (server/admin.c). */
+/* The admin service: the same numbers as hs_admin_config_defaults (server/admin/admin.c). */
 #define DEF_ADMIN_RECV (1u << 20)
 #define DEF_ADMIN_SEND (64u << 20)
 #define DEF_ADMIN_CALLS 256
