@@ -51,6 +51,7 @@
 #include <sodium.h>
 
 #include "admin_client.h"
+#include "net/rpc.h"
 #include "hotstuff/v1/admin.pb-c.h"
 
 #define MAX_TARGETS 16
@@ -216,10 +217,7 @@ static grpc_channel *open_channel(const char *target) {
         {GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
     };
     grpc_channel_args ca = {sizeof args / sizeof args[0], args};
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(target, cr, &ca);
-    grpc_channel_credentials_release(cr);
-    return ch;
+    return hs_rpc_channel(target, &ca);
 }
 
 static bool pluck(grpc_completion_queue *cq, void *tag) {

@@ -4,6 +4,7 @@
 #include "admin_client.h"
 
 #include "net/pb.h"
+#include "net/rpc.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -58,9 +59,7 @@ hsc_client *hsc_open(const char *target) {
         {GRPC_ARG_INTEGER, GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, {.integer = 100}},
     };
     grpc_channel_args ca = {sizeof args / sizeof args[0], args};
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    c->ch = grpc_channel_create(c->target, cr, &ca);
-    grpc_channel_credentials_release(cr);
+    c->ch = hs_rpc_channel(c->target, &ca);
     return c;
 }
 

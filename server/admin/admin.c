@@ -38,7 +38,9 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "net/pb.h"
 #include "net/reflection.h"
+#include "net/rpc.h"
 #include "hotstuff/block_tree.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
@@ -71,10 +73,8 @@ enum method {
     M_COUNT
 };
 
-static const struct {
-    const char *path;
-    bool payload; /* the request arrives with the call (unary and server-streaming) */
-} methods[M_GENERIC] = {
+/* payload: the request arrives with the call (unary and server-streaming). */
+static const hs_rpc_method methods[M_GENERIC] = {
     [M_STATUS] = {"/hotstuff.v1.Admin/GetStatus", true},
     [M_BLOCK] = {"/hotstuff.v1.Admin/GetBlock", true},
     [M_LIST] = {"/hotstuff.v1.Admin/ListBlocks", true},
@@ -164,10 +164,8 @@ enum phase { PH_RUNNING, PH_DRAINING };
 struct hs_admin {
     hs_admin_config cfg;
     hs_admin_node node;
-    grpc_server *server;
-    grpc_completion_queue *cq;
+    hs_rpc_server srv;
     void *rm[M_GENERIC];
-    int port;
     pthread_t thread;
     bool thread_started;
     hs_health *health;
@@ -182,12 +180,8 @@ struct hs_admin {
     bool has_height;
     uint64_t last_height, last_commit_change_ms;
 
-    /* kick */
-    pthread_mutex_t kick_mu;
-    grpc_channel *lame;
-    grpc_call *kick_call;
+    hs_rpc_kick kick;
     tag kick_tag, shutdown_tag;
-    bool kick_pending, kick_closed;
     atomic_bool stopping;
 
     /* subscribers */
@@ -201,38 +195,6 @@ struct hs_admin {
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers.                                                                             */
-
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static gpr_timespec in_ms(uint64_t ms) {
-    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                        gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
-}
-
-static grpc_byte_buffer *pb_to_bb(const ProtobufCMessage *m) {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-/* NULL when bb is NULL or does not parse: the caller answers INVALID_ARGUMENT. */
-static ProtobufCMessage *bb_to_pb(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb) {
-    grpc_byte_buffer_reader r;
-    if (!bb || !grpc_byte_buffer_reader_init(&r, bb)) return NULL;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
 
 static void stat_add(hs_admin *a, uint64_t *field) {
     pthread_mutex_lock(&a->stats_mu);
@@ -259,18 +221,6 @@ static bool tip_of(const hs_kv_reader *r, uint64_t *tip) {
     if (s != HS_OK && s != HS_NOT_FOUND)
         hs_log(HS_LOG_ERROR, MODULE, "reading the committed height: %s", hs_status_str(s));
     return s == HS_OK;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Kick.                                                                                      */
-
-static void kick(hs_admin *a) {
-    pthread_mutex_lock(&a->kick_mu);
-    if (!a->kick_pending && !a->kick_closed) {
-        if (grpc_call_start_batch(a->kick_call, NULL, 0, &a->kick_tag, NULL) == GRPC_CALL_OK)
-            a->kick_pending = true;
-    }
-    pthread_mutex_unlock(&a->kick_mu);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -391,7 +341,7 @@ static void cut(acall *c, grpc_status_code code, const char *msg) {
 }
 
 static void reply_pb(acall *c, const ProtobufCMessage *m) {
-    grpc_byte_buffer *bb = pb_to_bb(m);
+    grpc_byte_buffer *bb = hs_pb_pack(m);
     finish_with(c, GRPC_STATUS_OK, "", bb);
 }
 
@@ -477,12 +427,12 @@ static grpc_byte_buffer *block_message(const hs_kv_reader *r, const hs_hash *h, 
         Hotstuff__V1__ListBlocksResponse m = HOTSTUFF__V1__LIST_BLOCKS_RESPONSE__INIT;
         m.block = pb;
         m.tip_height = tip;
-        bb = pb_to_bb(&m.base);
+        bb = hs_pb_pack(&m.base);
     } else if (pb) {
         Hotstuff__V1__GetBlockResponse m = HOTSTUFF__V1__GET_BLOCK_RESPONSE__INIT;
         m.block = pb;
         m.tip_height = tip;
-        bb = pb_to_bb(&m.base);
+        bb = hs_pb_pack(&m.base);
     }
     hs_pb_arena_free(&ar);
     hs_block_free(&b);
@@ -491,7 +441,7 @@ static grpc_byte_buffer *block_message(const hs_kv_reader *r, const hs_hash *h, 
 
 static void do_block(acall *c) {
     hs_admin *a = c->a;
-    Hotstuff__V1__GetBlockRequest *q = (Hotstuff__V1__GetBlockRequest *)bb_to_pb(
+    Hotstuff__V1__GetBlockRequest *q = (Hotstuff__V1__GetBlockRequest *)hs_pb_unpack(
         &hotstuff__v1__get_block_request__descriptor, c->payload);
     if (!q) {
         finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed GetBlockRequest");
@@ -578,7 +528,7 @@ static void do_state(acall *c) {
         finish(c, GRPC_STATUS_UNIMPLEMENTED, "this node has no app state to read");
         return;
     }
-    Hotstuff__V1__GetStateRequest *q = (Hotstuff__V1__GetStateRequest *)bb_to_pb(
+    Hotstuff__V1__GetStateRequest *q = (Hotstuff__V1__GetStateRequest *)hs_pb_unpack(
         &hotstuff__v1__get_state_request__descriptor, c->payload);
     if (!q || q->key.len == 0) {
         finish(c, GRPC_STATUS_INVALID_ARGUMENT, q ? "key must not be empty"
@@ -660,7 +610,7 @@ static void do_submit(acall *c) {
         return;
     }
     Hotstuff__V1__AdminSubmitTransactionRequest *q =
-        (Hotstuff__V1__AdminSubmitTransactionRequest *)bb_to_pb(
+        (Hotstuff__V1__AdminSubmitTransactionRequest *)hs_pb_unpack(
             &hotstuff__v1__admin_submit_transaction_request__descriptor, c->payload);
     if (!q) {
         finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed SubmitTransactionRequest");
@@ -688,7 +638,7 @@ static void do_submit(acall *c) {
         return;
     }
     /* Wait until the call's deadline, bounded by max_wait_ms. */
-    gpr_timespec cap = in_ms(a->cfg.max_wait_ms);
+    gpr_timespec cap = hs_deadline_in_ms(a->cfg.max_wait_ms);
     gpr_timespec dl = gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC);
     c->wait_until = gpr_time_cmp(dl, cap) < 0 ? dl : cap;
     c->waiting = true;
@@ -727,7 +677,7 @@ static void list_pump(acall *c) {
 
 static void do_list(acall *c) {
     hs_admin *a = c->a;
-    Hotstuff__V1__ListBlocksRequest *q = (Hotstuff__V1__ListBlocksRequest *)bb_to_pb(
+    Hotstuff__V1__ListBlocksRequest *q = (Hotstuff__V1__ListBlocksRequest *)hs_pb_unpack(
         &hotstuff__v1__list_blocks_request__descriptor, c->payload);
     if (!q) {
         finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed ListBlocksRequest");
@@ -824,7 +774,7 @@ void hs_admin_publish_event(hs_admin *a, const hs_event *e) {
         wake = true;
     }
     pthread_mutex_unlock(&a->sub_mu);
-    if (wake) kick(a);
+    if (wake) hs_rpc_wake(&a->kick);
 }
 
 static bool sub_pop(hs_admin *a, subscriber *s, sub_ev *out) {
@@ -859,7 +809,7 @@ static void send_event(acall *c, const sub_ev *ev, uint64_t height, bool replaye
     m.height = height;
     m.replayed = replayed;
     m.view = ev->view;
-    send_msg(c, pb_to_bb(&m.base), false);
+    send_msg(c, hs_pb_pack(&m.base), false);
 }
 
 /* Sends the committed block at c->next_commit, read from the store. */
@@ -949,7 +899,7 @@ static void sub_pump(acall *c) {
 
 static void do_subscribe(acall *c) {
     hs_admin *a = c->a;
-    Hotstuff__V1__SubscribeRequest *q = (Hotstuff__V1__SubscribeRequest *)bb_to_pb(
+    Hotstuff__V1__SubscribeRequest *q = (Hotstuff__V1__SubscribeRequest *)hs_pb_unpack(
         &hotstuff__v1__subscribe_request__descriptor, c->payload);
     if (!q) {
         finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed SubscribeRequest");
@@ -1060,7 +1010,7 @@ static void refl_on_recv(acall *c, grpc_byte_buffer *bb) {
 
 static void submits_on_recv(acall *c, grpc_byte_buffer *bb) {
     Hotstuff__V1__SubmitTransactionsRequest *q = (Hotstuff__V1__SubmitTransactionsRequest *)
-        bb_to_pb(&hotstuff__v1__submit_transactions_request__descriptor, bb);
+        hs_pb_unpack(&hotstuff__v1__submit_transactions_request__descriptor, bb);
     if (!q) {
         finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed SubmitTransactionsRequest");
         return;
@@ -1218,12 +1168,12 @@ static void arm(hs_admin *a, enum method m) {
     }
     grpc_call_error e;
     if (m == M_GENERIC)
-        e = grpc_server_request_call(a->server, &c->call, &c->details, &c->md, a->cq, a->cq,
+        e = grpc_server_request_call(a->srv.server, &c->call, &c->details, &c->md, a->srv.cq, a->srv.cq,
                                      &c->t_new);
     else
-        e = grpc_server_request_registered_call(a->server, a->rm[m], &c->call, &c->deadline,
+        e = grpc_server_request_registered_call(a->srv.server, a->rm[m], &c->call, &c->deadline,
                                                 &c->md, methods[m].payload ? &c->payload : NULL,
-                                                a->cq, a->cq, &c->t_new);
+                                                a->srv.cq, a->srv.cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
         hs_log(HS_LOG_ERROR, MODULE, "request_call(%d): error %d", (int)m, (int)e);
         call_free(c);
@@ -1241,7 +1191,7 @@ static void update_ready(hs_admin *a) {
     if (a->phase != PH_RUNNING) return;
     hs_replica_stats st;
     node_stats(a, &st);
-    uint64_t now = now_ms(), h = 0;
+    uint64_t now = hs_mono_ms(), h = 0;
     hs_kv_reader r;
     if (snap(a, &r)) {
         if (tip_of(&r, &h) && (!a->has_height || h != a->last_height)) {
@@ -1291,8 +1241,8 @@ static void begin_stop(hs_admin *a) {
     a->phase = PH_DRAINING;
     hs_health_shutdown(a->health);
     tick(a); /* watchers hear NOT_SERVING while they can */
-    grpc_server_shutdown_and_notify(a->server, a->cq, &a->shutdown_tag);
-    a->grace_until_ms = now_ms() + STOP_GRACE_MS;
+    grpc_server_shutdown_and_notify(a->srv.server, a->srv.cq, &a->shutdown_tag);
+    a->grace_until_ms = hs_mono_ms() + STOP_GRACE_MS;
 }
 
 static void dispatch(hs_admin *a, tag *t, bool ok) {
@@ -1312,9 +1262,7 @@ static void dispatch(hs_admin *a, tag *t, bool ok) {
         maybe_free(c);
         break;
     case T_KICK:
-        pthread_mutex_lock(&a->kick_mu);
-        a->kick_pending = false;
-        pthread_mutex_unlock(&a->kick_mu);
+        hs_rpc_kick_taken(&a->kick);
         pump_subscribers(a);
         break;
     case T_SHUTDOWN: a->shutdown_done = true; break;
@@ -1323,41 +1271,31 @@ static void dispatch(hs_admin *a, tag *t, bool ok) {
 
 static void *cq_thread(void *arg) {
     hs_admin *a = arg;
-    uint64_t next_tick = now_ms() + a->cfg.tick_ms;
+    uint64_t next_tick = hs_mono_ms() + a->cfg.tick_ms;
     for (;;) {
         if (a->phase == PH_RUNNING && atomic_load(&a->stopping)) begin_stop(a);
         if (a->phase == PH_DRAINING) {
-            if (!a->cancelled_all && now_ms() >= a->grace_until_ms) {
-                grpc_server_cancel_all_calls(a->server);
+            if (!a->cancelled_all && hs_mono_ms() >= a->grace_until_ms) {
+                grpc_server_cancel_all_calls(a->srv.server);
                 a->cancelled_all = true;
             }
-            if (a->shutdown_done && a->n_live == 0 && a->n_armed == 0) break;
+            if (a->shutdown_done && a->n_live == 0 && a->n_armed == 0 &&
+                hs_rpc_kick_close(&a->kick))
+                break; /* (a kick still queued is waited for: its event is on the way) */
         }
-        uint64_t now = now_ms();
+        uint64_t now = hs_mono_ms();
         if (now >= next_tick) {
             tick(a);
             next_tick = now + a->cfg.tick_ms;
         }
-        now = now_ms();
+        now = hs_mono_ms();
         uint64_t wait = next_tick > now ? next_tick - now : 0;
-        grpc_event ev = grpc_completion_queue_next(a->cq, in_ms(wait), NULL);
+        grpc_event ev = grpc_completion_queue_next(a->srv.cq, hs_deadline_in_ms(wait), NULL);
         if (ev.type == GRPC_QUEUE_TIMEOUT) continue;
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         dispatch(a, ev.tag, ev.success != 0);
     }
-    /* Everything is drained but the kick: close it, then the queue. */
-    pthread_mutex_lock(&a->kick_mu);
-    a->kick_closed = true;
-    pthread_mutex_unlock(&a->kick_mu);
-    grpc_call_unref(a->kick_call);
-    a->kick_call = NULL;
-    grpc_channel_destroy(a->lame);
-    a->lame = NULL;
-    grpc_completion_queue_shutdown(a->cq);
-    while (grpc_completion_queue_next(a->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    return NULL;
+    return NULL; /* hs_rpc_server_close drains the queue */
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1384,7 +1322,6 @@ static const char *const served[] = {HS_ADMIN_SERVICE, HS_HEALTH_SERVICE,
 static void admin_free(hs_admin *a) {
     hs_reflection_free(a->refl);
     hs_health_free(a->health);
-    pthread_mutex_destroy(&a->kick_mu);
     pthread_mutex_destroy(&a->sub_mu);
     pthread_mutex_destroy(&a->stats_mu);
     free(a);
@@ -1414,7 +1351,6 @@ hs_status hs_admin_start(const hs_admin_config *cfg, const hs_admin_node *node,
     if (!a) return HS_ERR_NOMEM;
     a->cfg = *cfg;
     a->node = *node;
-    pthread_mutex_init(&a->kick_mu, NULL);
     pthread_mutex_init(&a->sub_mu, NULL);
     pthread_mutex_init(&a->stats_mu, NULL);
     a->kick_tag.kind = T_KICK;
@@ -1427,7 +1363,6 @@ hs_status hs_admin_start(const hs_admin_config *cfg, const hs_admin_node *node,
         admin_free(a);
         return HS_ERR_NOMEM;
     }
-    grpc_init();
     grpc_arg args[] = {
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          {.integer = (int)cfg->max_recv_message_bytes}},
@@ -1437,48 +1372,34 @@ hs_status hs_admin_start(const hs_admin_config *cfg, const hs_admin_node *node,
          {.integer = (int)cfg->max_concurrent_streams}},
     };
     grpc_channel_args cargs = {sizeof args / sizeof args[0], args};
-    a->server = grpc_server_create(&cargs, NULL);
-    a->cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(a->server, a->cq, NULL);
-    for (int m = 0; m < M_GENERIC; m++)
-        a->rm[m] = grpc_server_register_method(
-            a->server, methods[m].path, NULL,
-            methods[m].payload ? GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER : GRPC_SRM_PAYLOAD_NONE,
-            0);
-    grpc_server_credentials *cr = grpc_insecure_server_credentials_create();
-    a->port = grpc_server_add_http2_port(a->server, cfg->listen_address, cr);
-    grpc_server_credentials_release(cr);
-    if (a->port == 0) {
-        snprintf(err, errlen, "admin: cannot listen on %s", cfg->listen_address);
-        grpc_server_destroy(a->server);
-        grpc_completion_queue_shutdown(a->cq);
-        while (grpc_completion_queue_next(a->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN) {
-        }
-        grpc_completion_queue_destroy(a->cq);
-        grpc_shutdown();
+    hs_status st = hs_rpc_server_open(&a->srv, cfg->listen_address, &cargs, methods, M_GENERIC,
+                                      a->rm, "admin", err, errlen);
+    if (st != HS_OK) {
         admin_free(a);
-        return HS_ERR_IO;
+        return st;
     }
-    grpc_server_start(a->server);
-    a->lame = grpc_lame_client_channel_create(NULL, GRPC_STATUS_UNAVAILABLE, "kick");
-    a->kick_call = grpc_channel_create_call(a->lame, NULL, GRPC_PROPAGATE_DEFAULTS, a->cq,
-                                            grpc_slice_from_static_string("/kick"), NULL,
-                                            gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (!hs_rpc_kick_init(&a->kick, a->srv.cq, &a->kick_tag)) {
+        snprintf(err, errlen, "admin: cannot create the wake-up call");
+        atomic_store(&a->stopping, true);
+        cq_thread(a);
+        hs_rpc_kick_destroy(&a->kick);
+        hs_rpc_server_close(&a->srv);
+        admin_free(a);
+        return HS_ERR_STATE;
+    }
     const char *names[] = {"", HS_ADMIN_SERVICE, HS_HEALTH_SERVICE, HS_REFLECTION_V1_SERVICE,
                            HS_REFLECTION_V1ALPHA_SERVICE};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         hs_health_set(a->health, names[i], HS_HEALTH_SERVING);
-    a->last_commit_change_ms = now_ms();
+    a->last_commit_change_ms = hs_mono_ms();
     update_ready(a);
     for (int m = 0; m < M_COUNT; m++) arm(a, (enum method)m);
     if (pthread_create(&a->thread, NULL, cq_thread, a) != 0) {
         /* Run the loop's stop path inline: nothing else has touched the queue. */
         atomic_store(&a->stopping, true);
         cq_thread(a);
-        grpc_server_destroy(a->server);
-        grpc_completion_queue_destroy(a->cq);
-        grpc_shutdown();
+        hs_rpc_kick_destroy(&a->kick);
+        hs_rpc_server_close(&a->srv);
         admin_free(a);
         snprintf(err, errlen, "admin: cannot start a thread");
         return HS_ERR_NOMEM;
@@ -1489,7 +1410,7 @@ hs_status hs_admin_start(const hs_admin_config *cfg, const hs_admin_node *node,
 }
 
 int hs_admin_port(const hs_admin *a) {
-    return a->port;
+    return a->srv.port;
 }
 
 hs_health *hs_admin_health(hs_admin *a) {
@@ -1505,10 +1426,9 @@ void hs_admin_get_stats(hs_admin *a, hs_admin_stats *out) {
 void hs_admin_stop(hs_admin *a) {
     if (!a) return;
     atomic_store(&a->stopping, true);
-    kick(a);
+    hs_rpc_wake(&a->kick);
     pthread_join(a->thread, NULL);
-    grpc_server_destroy(a->server);
-    grpc_completion_queue_destroy(a->cq);
-    grpc_shutdown();
+    hs_rpc_kick_destroy(&a->kick);
+    hs_rpc_server_close(&a->srv);
     admin_free(a);
 }

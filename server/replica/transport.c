@@ -102,7 +102,9 @@
 #include <sodium.h>
 
 #include "net/health.h"
+#include "net/pb.h"
 #include "net/reflection.h"
+#include "net/rpc.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 #include "wire/mapping.h"
@@ -388,6 +390,16 @@ enum accept_kind {
     ACCEPT_COUNT
 };
 
+/* The registered methods, in accept_kind order (the generic acceptor takes the rest). */
+static const hs_rpc_method methods[ACCEPT_GENERIC] = {
+    [ACCEPT_CONNECT] = {METHOD_CONNECT, false},
+    [ACCEPT_SUBMIT] = {METHOD_SUBMIT, true},
+    [ACCEPT_HEALTH_CHECK] = {HS_HEALTH_CHECK_METHOD, true},
+    [ACCEPT_HEALTH_WATCH] = {HS_HEALTH_WATCH_METHOD, true},
+    [ACCEPT_REFLECTION_V1] = {HS_REFLECTION_V1_METHOD, false},
+    [ACCEPT_REFLECTION_V1ALPHA] = {HS_REFLECTION_V1ALPHA_METHOD, false},
+};
+
 typedef struct acceptor {
     tag t;
     enum accept_kind kind;
@@ -425,12 +437,9 @@ struct hs_transport {
     peer *peers;             /* sorted by key */
     size_t n_peers;
     char me_name[8];
-    int port;
 
-    grpc_completion_queue *cq;
-    grpc_server *server;
-    void *rm_connect, *rm_submit, *rm_health_check, *rm_health_watch, *rm_refl_v1,
-        *rm_refl_v1alpha;
+    hs_rpc_server srv;
+    void *rm[ACCEPT_GENERIC]; /* registered methods[] */
     hs_health *health;         /* "" and hotstuff.v1.Replica */
     hs_reflection *reflection; /* immutable; shared by this port's reflection streams */
     acceptor acc[ACCEPT_COUNT];
@@ -447,11 +456,8 @@ struct hs_transport {
     bool shutdown_done;
     tag shutdown_tag;
 
-    /* The kick: an empty batch on a call that is never really started. */
-    pthread_mutex_t kick_mu;
-    grpc_channel *lame;
-    grpc_call *kick_call;
-    bool kick_pending, kick_closed;
+    hs_rpc_kick kick;
+    bool kick_ready; /* kick initialised (for a failed start's teardown) */
     tag kick_tag;
     atomic_bool stop_requested;
     atomic_bool resume_recv;
@@ -485,12 +491,6 @@ struct hs_transport {
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers.                                                                             */
 
-static uint64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void key_name(const hs_key *k, char out[8]) {
     hs_b64_short(k->b, HS_KEY_LEN, out);
 }
@@ -515,20 +515,6 @@ static peer *find_peer(hs_transport *t, const hs_key *k) {
     return NULL;
 }
 
-static const char *status_name(grpc_status_code c) {
-    static const char *const names[] = {
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-        "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-        "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-        "UNAUTHENTICATED"};
-    return (unsigned)c < sizeof names / sizeof *names ? names[c] : "?";
-}
-
-static gpr_timespec deadline_in(uint64_t ms) {
-    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                        gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
-}
-
 /* Random delay in [backoff/2, backoff]. */
 static uint64_t jitter(uint64_t backoff) {
     uint64_t half = backoff / 2;
@@ -536,32 +522,11 @@ static uint64_t jitter(uint64_t backoff) {
     return backoff - half + randombytes_uniform(span + 1);
 }
 
-/* gRPC's own log lines go to hs_log (grpc-core.md pitfall 12). */
-static void gpr_to_hs_log(gpr_log_func_args *a) {
-    hs_log_level l = a->severity == GPR_LOG_SEVERITY_ERROR  ? HS_LOG_ERROR
-                     : a->severity == GPR_LOG_SEVERITY_INFO ? HS_LOG_INFO
-                                                            : HS_LOG_DEBUG;
-    const char *file = a->file ? strrchr(a->file, '/') : NULL;
-    hs_log(l, "grpc", "%s:%d %s", file ? file + 1 : (a->file ? a->file : "?"), a->line,
-           a->message ? a->message : "");
-}
-
-static pthread_once_t gpr_log_once = PTHREAD_ONCE_INIT;
-static void install_gpr_log(void) {
-    gpr_set_log_function(gpr_to_hs_log);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Kick: wake the CQ thread from any thread.                                                  */
 
 static void kick(hs_transport *t) {
-    pthread_mutex_lock(&t->kick_mu);
-    if (!t->kick_pending && !t->kick_closed) {
-        grpc_call_error e = grpc_call_start_batch(t->kick_call, NULL, 0, &t->kick_tag, NULL);
-        if (e == GRPC_CALL_OK) t->kick_pending = true;
-        else hs_log(HS_LOG_ERROR, MODULE, "kick failed: call error %d", (int)e);
-    }
-    pthread_mutex_unlock(&t->kick_mu);
+    hs_rpc_wake(&t->kick);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -953,7 +918,7 @@ static stream *stream_new(hs_transport *t, grpc_call *call, bool dialed) {
     s->call = call;
     s->dialed = dialed;
     s->state = ST_HANDSHAKE;
-    s->handshake_deadline_ms = now_ms() + t->cfg.handshake_timeout_ms;
+    s->handshake_deadline_ms = hs_mono_ms() + t->cfg.handshake_timeout_ms;
     s->t_close = (tag){TAG_S_CLOSE, s};
     s->t_recv = (tag){TAG_S_RECV, s};
     s->t_send = (tag){TAG_S_SEND, s};
@@ -1016,7 +981,7 @@ static void stream_detach(stream *s) {
         hs_log(HS_LOG_INFO, MODULE, "disconnected from %s", p->name);
         /* Only a stream that stayed up resets the backoff, so that a peer that authenticates
          * and then fails at once (or fights over duplicates) is not redialed in a tight loop. */
-        bool stable = now_ms() - s->opened_ms >= STABLE_MS;
+        bool stable = hs_mono_ms() - s->opened_ms >= STABLE_MS;
         if (stable) p->backoff_ms = t->cfg.reconnect_initial_ms;
         schedule_dial(t, p, !stable);
     }
@@ -1052,7 +1017,7 @@ static void refuse(stream *s, grpc_status_code code, const char *fmt, ...) {
     t->stats.refused_handshakes++;
     pthread_mutex_unlock(&t->mu);
     hs_log(HS_LOG_WARN, MODULE, "refused %s stream %s: %s (%s)", s->dialed ? "dialed" : "inbound",
-           s->addr, msg, status_name(code));
+           s->addr, msg, hs_grpc_code_name(code));
     stream_end(s, code, "%s", msg);
 }
 
@@ -1243,7 +1208,7 @@ static void on_authenticated(stream *s) {
         if (keep_old) return;
     }
     p->active = s;
-    s->opened_ms = now_ms();
+    s->opened_ms = hs_mono_ms();
     pthread_mutex_lock(&t->mu);
     p->connected = true;
     if (p->ever_connected && !old) p->reconnects++;
@@ -1426,7 +1391,7 @@ static void on_close(stream *s) {
         bool quiet = s->status == GRPC_STATUS_UNAVAILABLE && !s->peer->active &&
                      s->state == ST_HANDSHAKE;
         hs_log(quiet ? HS_LOG_DEBUG : HS_LOG_INFO, MODULE, "stream to %s ended: %s %s",
-               s->peer->name, status_name(s->status), d ? d : "");
+               s->peer->name, hs_grpc_code_name(s->status), d ? d : "");
         gpr_free(d);
     } else if (s->cancelled && s->peer && s->state == ST_OPEN) {
         hs_log(HS_LOG_INFO, MODULE, "stream from %s cancelled", s->peer->name);
@@ -1445,14 +1410,12 @@ static void schedule_dial(hs_transport *t, peer *p, bool failed) {
         p->backoff_ms *= 2;
         if (p->backoff_ms > t->cfg.reconnect_max_ms) p->backoff_ms = t->cfg.reconnect_max_ms;
     }
-    p->next_dial_ms = now_ms() + delay;
+    p->next_dial_ms = hs_mono_ms() + delay;
 }
 
 static void dial(hs_transport *t, peer *p) {
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(p->address, cr, &t->channel_args);
-    grpc_channel_credentials_release(cr);
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq,
+    grpc_channel *ch = hs_rpc_channel(p->address, &t->channel_args);
+    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->srv.cq,
                                                grpc_slice_from_static_string(METHOD_CONNECT),
                                                NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     stream *s = call ? stream_new(t, call, true) : NULL;
@@ -1503,27 +1466,27 @@ static void acceptor_arm(hs_transport *t, acceptor *a) {
     grpc_call_error e;
     switch (a->kind) {
     case ACCEPT_CONNECT:
-        e = grpc_server_request_registered_call(t->server, t->rm_connect, &a->call, &a->deadline,
-                                                &a->md, NULL, t->cq, t->cq, &a->t);
+        e = grpc_server_request_registered_call(t->srv.server, t->rm[ACCEPT_CONNECT], &a->call, &a->deadline,
+                                                &a->md, NULL, t->srv.cq, t->srv.cq, &a->t);
         break;
     case ACCEPT_SUBMIT:
-        e = grpc_server_request_registered_call(t->server, t->rm_submit, &a->call, &a->deadline,
-                                                &a->md, &a->payload, t->cq, t->cq, &a->t);
+        e = grpc_server_request_registered_call(t->srv.server, t->rm[ACCEPT_SUBMIT], &a->call, &a->deadline,
+                                                &a->md, &a->payload, t->srv.cq, t->srv.cq, &a->t);
         break;
     case ACCEPT_HEALTH_CHECK:
     case ACCEPT_HEALTH_WATCH:
         e = grpc_server_request_registered_call(
-            t->server, a->kind == ACCEPT_HEALTH_CHECK ? t->rm_health_check : t->rm_health_watch,
-            &a->call, &a->deadline, &a->md, &a->payload, t->cq, t->cq, &a->t);
+            t->srv.server, t->rm[a->kind],
+            &a->call, &a->deadline, &a->md, &a->payload, t->srv.cq, t->srv.cq, &a->t);
         break;
     case ACCEPT_REFLECTION_V1:
     case ACCEPT_REFLECTION_V1ALPHA:
         e = grpc_server_request_registered_call(
-            t->server, a->kind == ACCEPT_REFLECTION_V1 ? t->rm_refl_v1 : t->rm_refl_v1alpha,
-            &a->call, &a->deadline, &a->md, NULL, t->cq, t->cq, &a->t);
+            t->srv.server, t->rm[a->kind],
+            &a->call, &a->deadline, &a->md, NULL, t->srv.cq, t->srv.cq, &a->t);
         break;
     default:
-        e = grpc_server_request_call(t->server, &a->call, &a->details, &a->md, t->cq, t->cq,
+        e = grpc_server_request_call(t->srv.server, &a->call, &a->details, &a->md, t->srv.cq, t->srv.cq,
                                      &a->t);
     }
     if (e == GRPC_CALL_OK) {
@@ -1615,15 +1578,6 @@ static void on_unary_done(hs_transport *t, unary *u) {
     t->n_unary--;
 }
 
-static grpc_byte_buffer *pack_to_bb(const ProtobufCMessage *m) {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
 static void handle_submit(hs_transport *t, grpc_call *call, grpc_byte_buffer *payload) {
     Hotstuff__V1__SubmitTransactionRequest *req = NULL;
     if (payload) {
@@ -1652,7 +1606,7 @@ static void handle_submit(hs_transport *t, grpc_call *call, grpc_byte_buffer *pa
             HOTSTUFF__V1__SUBMIT_TRANSACTION_RESPONSE__INIT;
         resp.transaction_hash.data = h.b;
         resp.transaction_hash.len = HS_HASH_LEN;
-        reply = pack_to_bb(&resp.base);
+        reply = hs_pb_pack(&resp.base);
         reason[0] = '\0';
     }
     hotstuff__v1__submit_transaction_request__free_unpacked(req, NULL);
@@ -1833,9 +1787,7 @@ static void on_accept(hs_transport *t, acceptor *a, bool ok) {
 /* The CQ thread.                                                                             */
 
 static void on_kick(hs_transport *t) {
-    pthread_mutex_lock(&t->kick_mu);
-    t->kick_pending = false; /* before looking at the work, so later work kicks again */
-    pthread_mutex_unlock(&t->kick_mu);
+    hs_rpc_kick_taken(&t->kick); /* before looking at the work, so later work kicks again */
     if (atomic_exchange(&t->resume_recv, false)) {
         for (stream *s = t->streams; s; s = s->next)
             if (s->recv_paused) stream_arm_recv(s);
@@ -1852,8 +1804,8 @@ static void on_kick(hs_transport *t) {
 static void begin_stop(hs_transport *t) {
     t->phase = PH_DRAINING;
     hs_health_shutdown(t->health); /* a Check during the grace period says NOT_SERVING */
-    t->grace_deadline_ms = now_ms() + STOP_GRACE_MS;
-    grpc_server_shutdown_and_notify(t->server, t->cq, &t->shutdown_tag);
+    t->grace_deadline_ms = hs_mono_ms() + STOP_GRACE_MS;
+    grpc_server_shutdown_and_notify(t->srv.server, t->srv.cq, &t->shutdown_tag);
     /* Streams still in handshake carry nothing worth waiting for. */
     for (stream *s = t->streams; s; s = s->next)
         if (s->state == ST_HANDSHAKE) stream_end(s, GRPC_STATUS_UNAVAILABLE, "shutting down");
@@ -1873,7 +1825,7 @@ static bool outboxes_flushed(hs_transport *t) {
 
 static void cancel_everything(hs_transport *t) {
     t->phase = PH_CANCELLING;
-    grpc_server_cancel_all_calls(t->server);
+    grpc_server_cancel_all_calls(t->srv.server);
     for (stream *s = t->streams; s; s = s->next)
         if (s->dialed) stream_end(s, GRPC_STATUS_UNAVAILABLE, "shutting down");
 }
@@ -1884,24 +1836,16 @@ static void maybe_finish(hs_transport *t) {
     if (t->phase != PH_CANCELLING || t->streams || t->n_unary || !t->shutdown_done) return;
     for (int i = 0; i < ACCEPT_COUNT; i++)
         if (t->acc[i].armed) return;
-    pthread_mutex_lock(&t->kick_mu);
-    bool pending = t->kick_pending;
-    if (!pending) t->kick_closed = true;
-    pthread_mutex_unlock(&t->kick_mu);
-    if (pending) return; /* its event is on the way */
+    if (!hs_rpc_kick_close(&t->kick)) return; /* its event is on the way */
     t->phase = PH_CQ_SHUTDOWN;
-    grpc_call_unref(t->kick_call);
-    t->kick_call = NULL;
-    grpc_channel_destroy(t->lame);
-    t->lame = NULL;
-    grpc_server_destroy(t->server);
-    t->server = NULL;
-    grpc_completion_queue_shutdown(t->cq);
+    grpc_server_destroy(t->srv.server);
+    t->srv.server = NULL;
+    grpc_completion_queue_shutdown(t->srv.cq);
 }
 
 /* Timers: dials, handshake deadlines, the stop sequence. Returns the next due time. */
 static uint64_t run_timers(hs_transport *t) {
-    uint64_t now = now_ms(), next = now + MAX_WAIT_MS;
+    uint64_t now = hs_mono_ms(), next = now + MAX_WAIT_MS;
     if (t->phase == PH_RUNNING && atomic_load(&t->stop_requested)) begin_stop(t);
     if (t->phase == PH_DRAINING) {
         if (now >= t->grace_deadline_ms || outboxes_flushed(t)) cancel_everything(t);
@@ -1957,9 +1901,9 @@ static void dispatch(hs_transport *t, tag *tg, bool ok) {
 static void *cq_main(void *arg) {
     hs_transport *t = arg;
     for (;;) {
-        uint64_t next = t->phase == PH_CQ_SHUTDOWN ? now_ms() + MAX_WAIT_MS : run_timers(t);
-        uint64_t now = now_ms();
-        grpc_event ev = grpc_completion_queue_next(t->cq, deadline_in(next > now ? next - now : 0),
+        uint64_t next = t->phase == PH_CQ_SHUTDOWN ? hs_mono_ms() + MAX_WAIT_MS : run_timers(t);
+        uint64_t now = hs_mono_ms();
+        grpc_event ev = grpc_completion_queue_next(t->srv.cq, hs_deadline_in_ms(next > now ? next - now : 0),
                                                    NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type == GRPC_QUEUE_TIMEOUT) continue;
@@ -2080,7 +2024,7 @@ static void transport_free(hs_transport *t) {
     while (evq_pop(&t->in.q, &e)) inbox_item_free(e.item);
     free(t->in.q.e);
     pthread_mutex_destroy(&t->mu);
-    pthread_mutex_destroy(&t->kick_mu);
+    if (t->kick_ready) hs_rpc_kick_destroy(&t->kick);
     pthread_mutex_destroy(&t->in.mu);
     pthread_cond_destroy(&t->in.cv);
     hs_health_free(t->health);
@@ -2088,43 +2032,31 @@ static void transport_free(hs_transport *t) {
     free(t);
 }
 
-/* Tears down gRPC objects built by a failed start, before any CQ thread exists. */
-static void grpc_teardown_unstarted(hs_transport *t, bool server_started) {
-    if (t->kick_call) grpc_call_unref(t->kick_call);
-    if (t->lame) grpc_channel_destroy(t->lame);
-    if (t->server) {
-        if (server_started) {
-            grpc_server_shutdown_and_notify(t->server, t->cq, &t->shutdown_tag);
-            grpc_server_cancel_all_calls(t->server);
-            /* The shutdown tag and every armed request come back. */
-            bool done = false;
-            for (;;) {
-                bool armed = false;
-                for (int i = 0; i < ACCEPT_COUNT; i++) armed = armed || t->acc[i].armed;
-                if (done && !armed) break;
-                grpc_event ev = grpc_completion_queue_next(t->cq, deadline_in(1000), NULL);
-                if (ev.type != GRPC_OP_COMPLETE) continue;
-                if (ev.tag == &t->shutdown_tag) {
-                    done = true;
-                    continue;
-                }
-                acceptor *a = ((tag *)ev.tag)->owner;
-                a->armed = false;
-                grpc_metadata_array_destroy(&a->md);
-                grpc_call_details_destroy(&a->details);
-                if (a->payload) grpc_byte_buffer_destroy(a->payload);
-                if (ev.success && a->call) grpc_call_unref(a->call);
-            }
+/* Undoes a start that failed after the server started, before any CQ thread exists: the
+ * shutdown tag and every armed request come back, then the server and queue go. */
+static void grpc_teardown_unstarted(hs_transport *t) {
+    if (t->kick_ready) hs_rpc_kick_close(&t->kick); /* nothing queued: no thread ever kicked */
+    grpc_server_shutdown_and_notify(t->srv.server, t->srv.cq, &t->shutdown_tag);
+    grpc_server_cancel_all_calls(t->srv.server);
+    bool done = false;
+    for (;;) {
+        bool armed = false;
+        for (int i = 0; i < ACCEPT_COUNT; i++) armed = armed || t->acc[i].armed;
+        if (done && !armed) break;
+        grpc_event ev = grpc_completion_queue_next(t->srv.cq, hs_deadline_in_ms(1000), NULL);
+        if (ev.type != GRPC_OP_COMPLETE) continue;
+        if (ev.tag == &t->shutdown_tag) {
+            done = true;
+            continue;
         }
-        grpc_server_destroy(t->server);
+        acceptor *a = ((tag *)ev.tag)->owner;
+        a->armed = false;
+        grpc_metadata_array_destroy(&a->md);
+        grpc_call_details_destroy(&a->details);
+        if (a->payload) grpc_byte_buffer_destroy(a->payload);
+        if (ev.success && a->call) grpc_call_unref(a->call);
     }
-    if (t->cq) {
-        grpc_completion_queue_shutdown(t->cq);
-        while (grpc_completion_queue_next(t->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN) {
-        }
-        grpc_completion_queue_destroy(t->cq);
-    }
+    hs_rpc_server_close(&t->srv);
 }
 
 hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out, char *err,
@@ -2143,7 +2075,6 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
     t->cfg.peers = NULL;
     t->cfg.n_peers = 0;
     pthread_mutex_init(&t->mu, NULL);
-    pthread_mutex_init(&t->kick_mu, NULL);
     pthread_mutex_init(&t->in.mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -2189,38 +2120,13 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
     }
     build_args(t);
 
-    pthread_once(&gpr_log_once, install_gpr_log);
-    grpc_init();
-    t->cq = grpc_completion_queue_create_for_next(NULL);
-    t->server = grpc_server_create(&t->server_args, NULL);
-    grpc_server_register_completion_queue(t->server, t->cq, NULL);
-    t->rm_connect = grpc_server_register_method(t->server, METHOD_CONNECT, NULL,
-                                                GRPC_SRM_PAYLOAD_NONE, 0);
-    t->rm_submit = grpc_server_register_method(t->server, METHOD_SUBMIT, NULL,
-                                               GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-    t->rm_health_check = grpc_server_register_method(t->server, HS_HEALTH_CHECK_METHOD, NULL,
-                                                     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-    t->rm_health_watch = grpc_server_register_method(t->server, HS_HEALTH_WATCH_METHOD, NULL,
-                                                     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-    t->rm_refl_v1 = grpc_server_register_method(t->server, HS_REFLECTION_V1_METHOD, NULL,
-                                                GRPC_SRM_PAYLOAD_NONE, 0);
-    t->rm_refl_v1alpha = grpc_server_register_method(t->server, HS_REFLECTION_V1ALPHA_METHOD,
-                                                     NULL, GRPC_SRM_PAYLOAD_NONE, 0);
-    grpc_server_credentials *sc = grpc_insecure_server_credentials_create();
-    t->port = grpc_server_add_http2_port(t->server, t->cfg.listen_address, sc);
-    grpc_server_credentials_release(sc);
-    if (t->port == 0) {
-        snprintf(err, errlen, "cannot listen on %s", t->cfg.listen_address);
-        grpc_teardown_unstarted(t, false);
+    st = hs_rpc_server_open(&t->srv, t->cfg.listen_address, &t->server_args, methods,
+                            ACCEPT_GENERIC, t->rm, "replica transport", err, errlen);
+    if (st != HS_OK) {
         transport_free(t);
-        grpc_shutdown();
-        return HS_ERR_IO;
+        return st;
     }
-    grpc_server_start(t->server);
-    t->lame = grpc_lame_client_channel_create(NULL, GRPC_STATUS_UNAVAILABLE, "kick");
-    t->kick_call = grpc_channel_create_call(t->lame, NULL, GRPC_PROPAGATE_DEFAULTS, t->cq,
-                                            grpc_slice_from_static_string("/hotstuff.v1/kick"),
-                                            NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    t->kick_ready = hs_rpc_kick_init(&t->kick, t->srv.cq, &t->kick_tag);
     for (int i = 0; i < ACCEPT_COUNT; i++) {
         t->acc[i].kind = (enum accept_kind)i;
         t->acc[i].t = (tag){TAG_ACCEPT, &t->acc[i]};
@@ -2228,21 +2134,20 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
     }
     bool all_armed = true;
     for (int i = 0; i < ACCEPT_COUNT; i++) all_armed = all_armed && t->acc[i].armed;
-    if (!t->kick_call || !all_armed || pthread_create(&t->thread, NULL, cq_main, t) != 0) {
+    if (!t->kick_ready || !all_armed || pthread_create(&t->thread, NULL, cq_main, t) != 0) {
         snprintf(err, errlen, "cannot start the transport thread");
-        grpc_teardown_unstarted(t, true);
+        grpc_teardown_unstarted(t);
         transport_free(t);
-        grpc_shutdown();
         return HS_ERR_STATE;
     }
-    hs_log(HS_LOG_INFO, MODULE, "%s listening on port %d, %zu peers", t->me_name, t->port,
+    hs_log(HS_LOG_INFO, MODULE, "%s listening on port %d, %zu peers", t->me_name, t->srv.port,
            t->n_peers);
     *out = t;
     return HS_OK;
 }
 
 int hs_transport_port(const hs_transport *t) {
-    return t->port;
+    return t->srv.port;
 }
 
 void hs_transport_stop(hs_transport *t) {
@@ -2255,9 +2160,10 @@ void hs_transport_stop(hs_transport *t) {
     atomic_store(&t->stop_requested, true);
     kick(t);
     pthread_join(t->thread, NULL);
-    grpc_completion_queue_destroy(t->cq);
+    /* The thread destroyed the server and drained the queue (maybe_finish, cq_main). */
+    grpc_completion_queue_destroy(t->srv.cq);
     transport_free(t);
-    grpc_shutdown();
+    grpc_shutdown(); /* pairs hs_rpc_server_open's grpc_init */
 }
 
 void hs_transport_get_stats(hs_transport *t, hs_transport_stats *out) {
