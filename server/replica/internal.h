@@ -307,15 +307,18 @@ void tp_inbox_item_free(inbox_item *it);
 void tp_inbox_put(hs_transport *t, const hs_key *origin, hs_msg *m);
 bool tp_inbox_should_pause(hs_transport *t);
 void tp_gossip_flush_locked(hs_transport *t);
-int tp_call_tx_handler(hs_transport *t, const hs_key *from, const uint8_t *tx, size_t len, char reason[256]);
+int tp_call_tx_handler(hs_transport *t, const hs_key *from, const uint8_t *tx, size_t len,
+                       char reason[256]);
 
 /* stream.c */
 bool tp_start_batch(stream *s, const grpc_op *ops, size_t n, tag *tg);
 stream *tp_stream_new(hs_transport *t, grpc_call *call, bool dialed);
 void tp_stream_free(stream *s);
 void tp_stream_maybe_free(stream *s);
-void tp_stream_end(stream *s, grpc_status_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void tp_refuse(stream *s, grpc_status_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void tp_stream_end(stream *s, grpc_status_code code, const char *fmt,
+                   ...) __attribute__((format(printf, 3, 4)));
+void tp_refuse(stream *s, grpc_status_code code, const char *fmt,
+               ...) __attribute__((format(printf, 3, 4)));
 void tp_send_hello(stream *s);
 void tp_stream_pump(stream *s);
 void tp_on_send(stream *s, bool ok);

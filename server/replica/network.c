@@ -386,7 +386,7 @@ void hs_transport_set_tx_handler(hs_transport *t, hs_transport_tx_fn fn, void *c
 
 /* Calls the tx handler (CQ thread); returns its status code, with reason filled. */
 int tp_call_tx_handler(hs_transport *t, const hs_key *from, const uint8_t *tx, size_t len,
-                           char reason[256]) {
+                       char reason[256]) {
     pthread_mutex_lock(&t->mu);
     hs_transport_tx_fn fn = t->tx_fn;
     void *ctx = t->tx_ctx;

@@ -1,5 +1,5 @@
-/* server/replica/service.c - the replica port's calls other than Connect (CQ thread): the acceptors,
- * SubmitTransaction, health Check and Watch, reflection, and UNIMPLEMENTED for the rest. */
+/* server/replica/service.c - the replica port's calls other than Connect (CQ thread): the
+ * acceptors, SubmitTransaction, health Check and Watch, reflection, and UNIMPLEMENTED for the rest. */
 #include "replica/internal.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -14,11 +14,13 @@ void tp_acceptor_arm(hs_transport *t, acceptor *a) {
     grpc_call_error e;
     switch (a->kind) {
     case ACCEPT_CONNECT:
-        e = grpc_server_request_registered_call(t->srv.server, t->rm[ACCEPT_CONNECT], &a->call, &a->deadline,
+        e = grpc_server_request_registered_call(t->srv.server, t->rm[ACCEPT_CONNECT], &a->call,
+                                                &a->deadline,
                                                 &a->md, NULL, t->srv.cq, t->srv.cq, &a->t);
         break;
     case ACCEPT_SUBMIT:
-        e = grpc_server_request_registered_call(t->srv.server, t->rm[ACCEPT_SUBMIT], &a->call, &a->deadline,
+        e = grpc_server_request_registered_call(t->srv.server, t->rm[ACCEPT_SUBMIT], &a->call,
+                                                &a->deadline,
                                                 &a->md, &a->payload, t->srv.cq, t->srv.cq, &a->t);
         break;
     case ACCEPT_HEALTH_CHECK:
@@ -34,7 +36,8 @@ void tp_acceptor_arm(hs_transport *t, acceptor *a) {
             &a->call, &a->deadline, &a->md, NULL, t->srv.cq, t->srv.cq, &a->t);
         break;
     default:
-        e = grpc_server_request_call(t->srv.server, &a->call, &a->details, &a->md, t->srv.cq, t->srv.cq,
+        e = grpc_server_request_call(t->srv.server, &a->call, &a->details, &a->md, t->srv.cq,
+                                     t->srv.cq,
                                      &a->t);
     }
     if (e == GRPC_CALL_OK) {

@@ -1,5 +1,5 @@
-/* server/replica/stream.c - Connect streams (CQ thread): lifecycle, the signed handshake, sending from
- * the peer's outbox, receiving into the inbox, and dialing. */
+/* server/replica/stream.c - Connect streams (CQ thread): lifecycle, the signed handshake,
+ * sending from the peer's outbox, receiving into the inbox, and dialing. */
 #include "replica/internal.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -331,13 +331,14 @@ static void on_hello(stream *s, const Hotstuff__V1__Hello *h) {
     if (s->got_hello) return tp_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "second Hello");
     if (h->protocol_version != PROTOCOL_VERSION)
         return tp_refuse(s, GRPC_STATUS_FAILED_PRECONDITION, "protocol version %u, want %u",
-                      h->protocol_version, PROTOCOL_VERSION);
+                         h->protocol_version, PROTOCOL_VERSION);
     if (h->chain_id != t->cfg.chain_id)
         return tp_refuse(s, GRPC_STATUS_FAILED_PRECONDITION, "chain id %llu, want %llu",
-                      (unsigned long long)h->chain_id, (unsigned long long)t->cfg.chain_id);
+                         (unsigned long long)h->chain_id, (unsigned long long)t->cfg.chain_id);
     if (h->key.len != HS_KEY_LEN || h->challenge.len != CHALLENGE_LEN)
-        return tp_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "Hello: key of %zu bytes, challenge of %zu",
-                      h->key.len, h->challenge.len);
+        return tp_refuse(s, GRPC_STATUS_INVALID_ARGUMENT,
+                         "Hello: key of %zu bytes, challenge of %zu",
+                         h->key.len, h->challenge.len);
     hs_key k;
     memcpy(k.b, h->key.data, HS_KEY_LEN);
     char name[8];
@@ -345,7 +346,7 @@ static void on_hello(stream *s, const Hotstuff__V1__Hello *h) {
     if (s->dialed) {
         if (tp_key_cmp(&k, &s->peer->key) != 0)
             return tp_refuse(s, GRPC_STATUS_PERMISSION_DENIED, "%s answered with key %s",
-                          s->peer->name, name);
+                             s->peer->name, name);
     } else {
         peer *p = tp_find_peer(t, &k);
         if (!p) return tp_refuse(s, GRPC_STATUS_PERMISSION_DENIED, "key %s is not a peer", name);
@@ -360,14 +361,14 @@ static void on_auth(stream *s, const Hotstuff__V1__Auth *a) {
     if (!s->got_hello) return tp_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "Auth before Hello");
     if (a->signature.len != HS_SIG_LEN)
         return tp_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "Auth: signature of %zu bytes",
-                      a->signature.len);
+                         a->signature.len);
     uint8_t tr[TRANSCRIPT_LEN];
     transcript(s, s->dialed ? ROLE_ACCEPTOR : ROLE_DIALER, tr);
     hs_sig sig;
     memcpy(sig.b, a->signature.data, HS_SIG_LEN);
     if (!hs_verify(&s->peer->key, tr, sizeof tr, &sig))
         return tp_refuse(s, GRPC_STATUS_UNAUTHENTICATED, "bad handshake signature from %s",
-                      s->peer->name);
+                         s->peer->name);
     on_authenticated(s);
 }
 
@@ -376,7 +377,8 @@ static void on_message(stream *s, const Hotstuff__V1__Message *pb) {
     hs_msg m;
     char why[HS_MAP_REASON_MAX];
     hs_status st = hs_map_msg_from_pb(pb, &t->cfg.limits, &m, why);
-    if (st == HS_ERR_NOMEM) return tp_stream_end(s, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    if (st == HS_ERR_NOMEM) return tp_stream_end(s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                                 "out of memory");
     if (st != HS_OK) return bad_message(s, "%s", why);
     pthread_mutex_lock(&t->mu);
     s->peer->received++;
@@ -469,7 +471,7 @@ void tp_on_recv(stream *s, bool ok) {
         if (f->kind_case == HOTSTUFF__V1__FRAME__KIND_HELLO && f->hello) on_hello(s, f->hello);
         else if (f->kind_case == HOTSTUFF__V1__FRAME__KIND_AUTH && f->auth) on_auth(s, f->auth);
         else tp_refuse(s, GRPC_STATUS_INVALID_ARGUMENT, "frame kind %d before the handshake",
-                    (int)f->kind_case);
+                       (int)f->kind_case);
     } else if (f->kind_case == HOTSTUFF__V1__FRAME__KIND_MESSAGE) {
         on_message(s, f->message);
     } else if (f->kind_case == HOTSTUFF__V1__FRAME__KIND_TRANSACTION && f->transaction) {

@@ -5,9 +5,9 @@
  * (the library's algorithm, sync-server and poller threads; the app) touch only plain data
  * under t->mu (outboxes, stats, the tx handler) or inbox.mu (the inbox), then "kick" the CQ
  * thread: an empty batch on a call that is never started for real (on a lame channel), which
- * posts t->kick_tag to the queue at once (grpc-core.md §10.2). kick_pending coalesces kicks so
+ * posts t->kick_tag to the queue at once (grpc-core.md §10.2). Its pending flag coalesces kicks so
  * at most one kick event is queued at any time. The one exception to "only the CQ thread
- * touches gRPC" is that kick batch, serialized by kick_mu.
+ * touches gRPC" is that kick batch, serialized by the kick's own mutex (net/rpc.h).
  *
  * STREAMS. One Connect stream per pair of peers. The lower key dials the higher one (peers
  * with no address are never dialed); the higher key only accepts. Any configured peer may
@@ -217,7 +217,8 @@ static void *cq_main(void *arg) {
     for (;;) {
         uint64_t next = t->phase == PH_CQ_SHUTDOWN ? hs_mono_ms() + MAX_WAIT_MS : run_timers(t);
         uint64_t now = hs_mono_ms();
-        grpc_event ev = grpc_completion_queue_next(t->srv.cq, hs_deadline_in_ms(next > now ? next - now : 0),
+        grpc_event ev = grpc_completion_queue_next(t->srv.cq,
+                                                   hs_deadline_in_ms(next > now ? next - now : 0),
                                                    NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
         if (ev.type == GRPC_QUEUE_TIMEOUT) continue;
@@ -407,7 +408,8 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
                                       sizeof served / sizeof served[0]);
     t->health = hs_health_new();
     t->peers = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof *t->peers);
-    bool ok = t->peers && t->reflection && t->health && tp_evq_init(&t->in.q, cfg->inbox_capacity) &&
+    bool ok = t->peers && t->reflection && t->health &&
+              tp_evq_init(&t->in.q, cfg->inbox_capacity) &&
               hs_health_set(t->health, "", HS_HEALTH_SERVING) &&
               hs_health_set(t->health, SERVICE_REPLICA, HS_HEALTH_SERVING);
     for (size_t i = 0; ok && i < cfg->n_peers; i++) {

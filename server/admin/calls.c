@@ -1,0 +1,379 @@
+/* server/admin/calls.c - the admin service's call state machine (CQ thread): requests, start, send,
+ * receive, finish, and the dispatch of each method; health, reflection, SubmitTransactions. */
+#include "admin/internal.h"
+
+/* payload: the request arrives with the call (unary and server-streaming). */
+const hs_rpc_method ad_methods[M_GENERIC] = {
+    [M_STATUS] = {"/hotstuff.v1.Admin/GetStatus", true},
+    [M_BLOCK] = {"/hotstuff.v1.Admin/GetBlock", true},
+    [M_LIST] = {"/hotstuff.v1.Admin/ListBlocks", true},
+    [M_VS] = {"/hotstuff.v1.Admin/GetValidatorSet", true},
+    [M_STATE] = {"/hotstuff.v1.Admin/GetState", true},
+    [M_SUBMIT] = {"/hotstuff.v1.Admin/SubmitTransaction", true},
+    [M_SUBMITS] = {"/hotstuff.v1.Admin/SubmitTransactions", false},
+    [M_SUBSCRIBE] = {"/hotstuff.v1.Admin/Subscribe", true},
+    [M_HCHECK] = {HS_HEALTH_CHECK_METHOD, true},
+    [M_HWATCH] = {HS_HEALTH_WATCH_METHOD, true},
+    [M_REFL_V1] = {HS_REFLECTION_V1_METHOD, false},
+    [M_REFL_V1ALPHA] = {HS_REFLECTION_V1ALPHA_METHOD, false},
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Call lifecycle.                                                                            */
+
+static bool start_batch(acall *c, const grpc_op *ops, size_t n, tag *t) {
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, t, NULL);
+    if (e != GRPC_CALL_OK) {
+        hs_log(HS_LOG_ERROR, MODULE, "%s: start_batch: error %d",
+               c->m < M_GENERIC ? ad_methods[c->m].path : "?", (int)e);
+        return false;
+    }
+    c->pending++;
+    return true;
+}
+
+static acall *call_new(hs_admin *a, enum method m) {
+    acall *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->a = a;
+    c->m = m;
+    c->last_status = -1;
+    tag *tags[] = {&c->t_new, &c->t_send, &c->t_recv, &c->t_close, &c->t_status};
+    enum tag_kind kinds[] = {T_NEW, T_SEND, T_RECV, T_CLOSE, T_STATUS};
+    for (int i = 0; i < 5; i++) {
+        tags[i]->kind = kinds[i];
+        tags[i]->c = c;
+    }
+    grpc_metadata_array_init(&c->md);
+    grpc_call_details_init(&c->details);
+    return c;
+}
+
+static void unsubscribe(hs_admin *a, acall *c) {
+    if (!c->sub) return;
+    pthread_mutex_lock(&a->sub_mu);
+    for (subscriber **p = &a->subs; *p; p = &(*p)->next) {
+        if (*p == c->sub) {
+            *p = c->sub->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&a->sub_mu);
+    free(c->sub->ring);
+    free(c->sub);
+    c->sub = NULL;
+    assert(a->n_subscribers > 0);
+    a->n_subscribers--;
+    pthread_mutex_lock(&a->stats_mu);
+    a->stats.subscribers = a->n_subscribers;
+    pthread_mutex_unlock(&a->stats_mu);
+}
+
+static void call_free(acall *c) {
+    assert(c->pending == 0); /* a batch still out would complete into freed memory */
+    hs_admin *a = c->a;
+    if (c->live) {
+        if (c->prev) c->prev->next = c->next;
+        else a->live = c->next;
+        if (c->next) c->next->prev = c->prev;
+        assert(a->n_live > 0);
+        a->n_live--;
+    }
+    unsubscribe(a, c);
+    hs_reflection_stream_free(c->rs);
+    if (c->payload) grpc_byte_buffer_destroy(c->payload);
+    if (c->send_bb) grpc_byte_buffer_destroy(c->send_bb);
+    if (c->recv_bb) grpc_byte_buffer_destroy(c->recv_bb);
+    if (c->status_bb) grpc_byte_buffer_destroy(c->status_bb);
+    grpc_metadata_array_destroy(&c->md);
+    grpc_call_details_destroy(&c->details);
+    if (c->call) grpc_call_unref(c->call);
+    free(c);
+}
+
+void ad_maybe_free(acall *c) {
+    if (c->pending == 0) call_free(c);
+}
+
+/* Ends a call with a status (and an optional last message). At most once; a send in flight
+ * finishes first (one SEND_MESSAGE per call at a time), which on_send notices. */
+void ad_finish_with(acall *c, grpc_status_code code, const char *msg, grpc_byte_buffer *bb) {
+    if (c->finished || c->closed) {
+        if (bb) grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    c->finished = true;
+    grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    if (bb) {
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = bb;
+        c->status_bb = bb;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = &details;
+    if (!start_batch(c, ops, n, &c->t_status)) grpc_call_cancel(c->call, NULL);
+    grpc_slice_unref(details); /* not retained past start_batch (grpc.h) */
+}
+
+void ad_finish(acall *c, grpc_status_code code, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ad_finish_with(c, code, msg, NULL);
+}
+
+/* Ends a call that may have a send stuck behind flow control (a slow subscriber): the
+ * status goes out at once and the pending batches fail. */
+void ad_cut(acall *c, grpc_status_code code, const char *msg) {
+    if (c->finished || c->closed) return;
+    c->finished = true;
+    grpc_call_cancel_with_status(c->call, code, msg, NULL);
+}
+
+void ad_reply_pb(acall *c, const ProtobufCMessage *m) {
+    grpc_byte_buffer *bb = hs_pb_pack(m);
+    ad_finish_with(c, GRPC_STATUS_OK, "", bb);
+}
+
+void ad_send_msg(acall *c, grpc_byte_buffer *bb, bool more) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.flags = more ? GRPC_WRITE_BUFFER_HINT : 0;
+    op.data.send_message.send_message = bb;
+    c->send_bb = bb;
+    if (start_batch(c, &op, 1, &c->t_send)) c->send_busy = true;
+    else {
+        grpc_byte_buffer_destroy(bb);
+        c->send_bb = NULL;
+        ad_cut(c, GRPC_STATUS_INTERNAL, "send failed");
+    }
+}
+
+static void arm_recv(acall *c) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv_bb;
+    if (!start_batch(c, &op, 1, &c->t_recv)) ad_cut(c, GRPC_STATUS_INTERNAL, "recv failed");
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Health and reflection.                                                                     */
+
+void ad_watch_pump(acall *c) {
+    if (c->finished || c->closed || c->send_busy) return;
+    int st;
+    if (!hs_health_get(c->a->health, c->svc, &st)) st = HS_HEALTH_SERVICE_UNKNOWN;
+    if (st == c->last_status) return;
+    c->last_status = st;
+    ad_send_msg(c, hs_health_response(st), false);
+}
+
+static void do_watch(acall *c) {
+    if (!hs_health_parse_request(c->payload, c->svc)) {
+        ad_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed HealthCheckRequest");
+        return;
+    }
+    ad_watch_pump(c);
+}
+
+static void do_check(acall *c) {
+    grpc_byte_buffer *bb;
+    const char *details;
+    grpc_status_code code = hs_health_check_reply(c->a->health, c->payload, &bb, &details);
+    ad_finish_with(c, code, details, bb);
+}
+
+static void refl_on_recv(acall *c, grpc_byte_buffer *bb) {
+    grpc_byte_buffer *out = hs_reflection_answer(c->a->refl, c->rs, bb);
+    if (!out) {
+        ad_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed ServerReflectionRequest");
+        return;
+    }
+    ad_send_msg(c, out, false); /* the next request is read once this answer is sent */
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* SubmitTransactions.                                                                        */
+
+static void submits_on_recv(acall *c, grpc_byte_buffer *bb) {
+    Hotstuff__V1__SubmitTransactionsRequest *q = (Hotstuff__V1__SubmitTransactionsRequest *)
+        hs_pb_unpack(&hotstuff__v1__submit_transactions_request__descriptor, bb);
+    if (!q) {
+        ad_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed SubmitTransactionsRequest");
+        return;
+    }
+    /* `transaction` first (an empty one is a rejection only when the message carries nothing
+     * else, so a batch may leave it unset), then the batch in order. */
+    size_t n = q->n_transactions;
+    bool single = q->transaction.len > 0 || n == 0;
+    for (size_t i = single ? 0 : 1; i <= n; i++) {
+        const ProtobufCBinaryData *tx = i == 0 ? &q->transaction : &q->transactions[i - 1];
+        char reason[256];
+        hs_hash h;
+        int code = ad_submit_tx(c->a, tx->data, tx->len, &h, reason);
+        if (code == GRPC_STATUS_OK) c->accepted++;
+        else if (c->rejected++ == 0) snprintf(c->first_err, sizeof c->first_err, "%s", reason);
+    }
+    protobuf_c_message_free_unpacked(&q->base, NULL);
+    arm_recv(c);
+}
+
+static void submits_done(acall *c) {
+    Hotstuff__V1__SubmitTransactionsResponse m = HOTSTUFF__V1__SUBMIT_TRANSACTIONS_RESPONSE__INIT;
+    m.accepted = c->accepted;
+    m.rejected = c->rejected;
+    m.first_error = c->first_err;
+    ad_reply_pb(c, &m.base);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dispatch.                                                                                  */
+
+
+static void start_call(acall *c) {
+    hs_admin *a = c->a;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[1].data.recv_close_on_server.cancelled = &c->cancelled;
+    if (!start_batch(c, ops, 2, &c->t_close)) {
+        grpc_call_cancel(c->call, NULL);
+        ad_maybe_free(c);
+        return;
+    }
+    c->live = true;
+    c->next = a->live;
+    if (a->live) a->live->prev = c;
+    a->live = c;
+    a->n_live++;
+    if (a->n_live > a->cfg.max_calls) {
+        ad_stat_add(a, &a->stats.refused_busy);
+        ad_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many calls in progress (limit %u)",
+                  a->cfg.max_calls);
+        return;
+    }
+    if (a->phase != PH_RUNNING) {
+        ad_finish(c, GRPC_STATUS_UNAVAILABLE, "shutting down");
+        return;
+    }
+    ad_stat_add(a, &a->stats.calls);
+    switch (c->m) {
+    case M_STATUS: ad_do_status(c); break;
+    case M_BLOCK: ad_do_block(c); break;
+    case M_LIST: ad_do_list(c); break;
+    case M_VS: ad_do_vs(c); break;
+    case M_STATE: ad_do_state(c); break;
+    case M_SUBMIT: ad_do_submit(c); break;
+    case M_SUBSCRIBE: ad_do_subscribe(c); break;
+    case M_HCHECK: do_check(c); break;
+    case M_HWATCH: do_watch(c); break;
+    case M_SUBMITS:
+        if (!a->node.submit) ad_finish(c, GRPC_STATUS_UNIMPLEMENTED, "no transactions here");
+        else arm_recv(c);
+        break;
+    case M_REFL_V1:
+    case M_REFL_V1ALPHA:
+        c->rs = hs_reflection_stream_new(a->refl);
+        if (!c->rs) ad_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+        else arm_recv(c);
+        break;
+    default: {
+        char *method = grpc_slice_to_c_string(c->details.method);
+        ad_finish(c, GRPC_STATUS_UNIMPLEMENTED, "method %.200s not implemented", method);
+        gpr_free(method);
+    }
+    }
+}
+
+void ad_on_new(acall *c, bool ok) {
+    hs_admin *a = c->a;
+    c->pending--;
+    assert(a->n_armed > 0);
+    a->n_armed--;
+    if (!ok) { /* the server is shutting down */
+        call_free(c);
+        return;
+    }
+    ad_arm(a, c->m);
+    start_call(c);
+}
+
+void ad_on_send(acall *c, bool ok) {
+    c->pending--;
+    c->send_busy = false;
+    if (c->send_bb) {
+        grpc_byte_buffer_destroy(c->send_bb);
+        c->send_bb = NULL;
+    }
+    if (ok && c->sending_commit) {
+        c->has_delivered = true;
+        c->delivered = c->sending_height;
+    }
+    c->sending_commit = false;
+    if (ok && !c->finished && !c->closed) {
+        switch (c->m) {
+        case M_LIST: ad_list_pump(c); break;
+        case M_SUBSCRIBE: ad_sub_pump(c); break;
+        case M_HWATCH: ad_watch_pump(c); break;
+        case M_REFL_V1:
+        case M_REFL_V1ALPHA:
+            if (c->half_closed) ad_finish_with(c, GRPC_STATUS_OK, "", NULL);
+            else arm_recv(c);
+            break;
+        default: break;
+        }
+    }
+    ad_maybe_free(c);
+}
+
+void ad_on_recv(acall *c, bool ok) {
+    c->pending--;
+    grpc_byte_buffer *bb = c->recv_bb;
+    c->recv_bb = NULL;
+    if (!ok || !bb) {
+        /* Half-close, or a cancelled call: RECV_CLOSE_ON_SERVER tells them apart. */
+        if (!c->closed && !grpc_call_failed_before_recv_message(c->call) && ok) {
+            c->half_closed = true;
+            if (c->m == M_SUBMITS) submits_done(c);
+            else if (!c->send_busy) ad_finish_with(c, GRPC_STATUS_OK, "", NULL);
+        }
+    } else if (!c->finished && !c->closed) {
+        if (c->m == M_SUBMITS) submits_on_recv(c, bb);
+        else refl_on_recv(c, bb);
+    }
+    if (bb) grpc_byte_buffer_destroy(bb);
+    ad_maybe_free(c);
+}
+
+void ad_arm(hs_admin *a, enum method m) {
+    if (a->phase != PH_RUNNING) return;
+    acall *c = call_new(a, m);
+    if (!c) {
+        hs_log(HS_LOG_ERROR, MODULE, "out of memory arming %d", (int)m);
+        return;
+    }
+    grpc_call_error e;
+    if (m == M_GENERIC)
+        e = grpc_server_request_call(a->srv.server, &c->call, &c->details, &c->md, a->srv.cq,
+                                     a->srv.cq, &c->t_new);
+    else
+        e = grpc_server_request_registered_call(a->srv.server, a->rm[m], &c->call, &c->deadline,
+                                                &c->md, ad_methods[m].payload ? &c->payload : NULL,
+                                                a->srv.cq, a->srv.cq, &c->t_new);
+    if (e != GRPC_CALL_OK) {
+        hs_log(HS_LOG_ERROR, MODULE, "request_call(%d): error %d", (int)m, (int)e);
+        call_free(c);
+        return;
+    }
+    c->pending = 1;
+    a->n_armed++;
+}
