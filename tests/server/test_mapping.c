@@ -6,23 +6,15 @@
 #include <string.h>
 
 #include "cu.h"
+#include "samples.h"
 #include "hotstuff/messages.h"
 #include "wire/mapping.h"
 
 /* ---- sample values ---- */
 
-/* A PC with n slots, every other one signed. */
+/* A PC with n slots, every other one signed (the shared sample, samples.h). */
 static void sample_pc(hs_pc *pc, uint32_t n, hs_phase phase) {
-    memset(pc, 0, sizeof *pc);
-    pc->chain_id = 7;
-    pc->view = 0x0102030405060708ull;
-    memset(pc->block.b, 0x22, HS_HASH_LEN);
-    pc->phase = phase;
-    CU_ASSERT_EQUAL_FATAL(hs_sigset_init(&pc->sigs, n), HS_OK);
-    for (uint32_t i = 0; i < n; i += 2) {
-        pc->sigs.slots[i].present = true;
-        memset(pc->sigs.slots[i].sig.b, (int)(0x40 + i), HS_SIG_LEN);
-    }
+    sample_pc_at(pc, 7, 0x0102030405060708ull, n, phase);
 }
 
 static void sample_tc(hs_tc *tc, uint32_t n) {

@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "cu.h"
+#include "samples.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 #include "hotstuff/messages.h"
@@ -54,16 +55,7 @@ const char *__tsan_default_suppressions(void) {
 /* ---- sample messages ---- */
 
 static void sample_pc(hs_pc *pc, uint32_t n, hs_phase phase, uint64_t view) {
-    memset(pc, 0, sizeof *pc);
-    pc->chain_id = CHAIN;
-    pc->view = view;
-    memset(pc->block.b, 0x22, HS_HASH_LEN);
-    pc->phase = phase;
-    CU_ASSERT_EQUAL_FATAL(hs_sigset_init(&pc->sigs, n), HS_OK);
-    for (uint32_t i = 0; i < n; i += 2) {
-        pc->sigs.slots[i].present = true;
-        memset(pc->sigs.slots[i].sig.b, (int)(0x40 + i), HS_SIG_LEN);
-    }
+    sample_pc_at(pc, CHAIN, view, n, phase);
 }
 
 static void sample_tc(hs_tc *tc, uint32_t n, uint64_t view) {

@@ -10,6 +10,7 @@
 #include "hotstuff/messages.h"
 #include "hotstuff/store.h"
 #include "safety.h"
+#include "safety_fx.h"
 
 #define NKEYS 9
 #define CHAIN 7
@@ -65,65 +66,22 @@ static void make_pc(hs_pc *pc, uint64_t view, const hs_hash *block, hs_phase pha
 }
 
 static void make_block(hs_block *b, uint64_t height, const hs_pc *justify, uint8_t tag) {
-    *b = (hs_block){.height = height};
-    CU_ASSERT_FATAL(hs_pc_copy(&b->justify, justify) == HS_OK);
-    memset(b->data_hash.b, tag, HS_HASH_LEN);
-    CU_ASSERT_FATAL(hs_block_compute_hash(b, &b->hash) == HS_OK);
+    safety_fx_block(b, height, justify, tag);
 }
 
-/* A store with the tree
- *
- *   [0;32] ─ A0 ─ A1 ─ A2 ─ A3          (PCs by VS1, views 1..4, Generic)
- *               └ V (VS-updating, Pending)    └ F (fork of A1, child of A0, view-5 PC)
- *
- * V is a child of A0; F is another child of A0. */
-typedef struct fx {
-    hs_mem_store *ms;
-    hs_kv_store kv;
-    hs_kv_reader r;
-    hs_block a[4], v, f;
-    hs_pc pc[4]; /* pc[i] certifies a[i] at view i + 1 */
-    hs_vs_updates vsu;
-    hs_vss vss;
-    hs_safety_ctx ctx;
-} fx;
+/* A store with the tree A0 - A1 - A2 - A3 (PCs by VS1, views 1..4, Generic), V (VS-updating,
+ * Pending(+kps[8] power 10)) and F, both children of A0. The fixture itself is shared with
+ * test_safety_ext.c (safety_fx.h). */
+typedef safety_fx fx;
 
 static void fx_open(fx *x) {
     keys_setup();
-    memset(x, 0, sizeof *x);
-    x->ms = hs_mem_store_new();
-    CU_ASSERT_FATAL(x->ms != NULL);
-    x->kv = hs_mem_store_kv(x->ms);
-    x->r = hs_kv_store_reader(&x->kv);
-    x->vss = (hs_vss){.committed = vs1, .previous = vs1, .update_decided = true};
-    CU_ASSERT_FATAL(hs_bt_initialize(&x->kv, NULL, &x->vss) == HS_OK);
-    x->ctx = (hs_safety_ctx){.r = &x->r, .chain_id = CHAIN, .vss = &x->vss};
-
-    hs_pc g = {0};
-    hs_pc_genesis(&g);
-    for (int i = 0; i < 4; i++) {
-        make_block(&x->a[i], (uint64_t)i, i ? &x->pc[i - 1] : &g, (uint8_t)(i + 1));
-        make_pc(&x->pc[i], (uint64_t)i + 1, &x->a[i].hash, HS_PHASE_GENERIC);
-        CU_ASSERT_FATAL(hs_bt_insert(&x->kv, &x->a[i], NULL, NULL) == HS_OK);
-    }
-    CU_ASSERT_FATAL(hs_vs_updates_insert(&x->vsu, &kps[8].public_key, 10) == HS_OK);
-    make_block(&x->v, 1, &x->pc[0], 0x55);
-    CU_ASSERT_FATAL(hs_bt_insert(&x->kv, &x->v, NULL, &x->vsu) == HS_OK);
-    make_block(&x->f, 1, &x->pc[0], 0x66);
-    CU_ASSERT_FATAL(hs_bt_insert(&x->kv, &x->f, NULL, NULL) == HS_OK);
-    hs_pc_free(&g);
+    safety_fx_open(x, &(safety_fx_params){.chain_id = CHAIN, .committed = &vs1, .n_a = 4,
+                                          .vsu_key = &kps[8].public_key, .vsu_power = 10,
+                                          .make_pc = make_pc});
 }
 
-static void fx_close(fx *x) {
-    for (int i = 0; i < 4; i++) {
-        hs_block_free(&x->a[i]);
-        hs_pc_free(&x->pc[i]);
-    }
-    hs_block_free(&x->v);
-    hs_block_free(&x->f);
-    hs_vs_updates_free(&x->vsu);
-    hs_mem_store_free(x->ms);
-}
+static void fx_close(fx *x) { safety_fx_close(x); }
 
 static void raw_put(fx *x, const uint8_t *k, size_t klen, const void *v, size_t vlen) {
     hs_write_batch *b = hs_batch_new();

@@ -22,6 +22,7 @@
 #include "hotstuff/messages.h"
 #include "hotstuff/store.h"
 #include "safety.h"
+#include "safety_fx.h"
 
 #define NKEYS 6
 #define CHAIN 11
@@ -72,66 +73,22 @@ static void make_pc(hs_pc *pc, uint64_t view, const hs_hash *block, hs_phase pha
 }
 
 static void make_block(hs_block *b, uint64_t height, const hs_pc *justify, uint8_t tag) {
-    *b = (hs_block){.height = height};
-    CU_ASSERT_FATAL(hs_pc_copy(&b->justify, justify) == HS_OK);
-    memset(b->data_hash.b, tag, HS_HASH_LEN);
-    CU_ASSERT_FATAL(hs_block_compute_hash(b, &b->hash) == HS_OK);
+    safety_fx_block(b, height, justify, tag);
 }
 
-/* The tree
- *
- *   [0;32] ─ A0 ─ A1 ─ A2            (Generic PCs by VS1, views 1..3)
- *               ├ V                  (VS-updating: Pending(+kps[4] power 1), justify PC(A0, 1))
- *               └ F                  (plain sibling of V, justify PC(A0, 1))
- *
- * Nothing is committed; the lock is the genesis PC. */
-typedef struct fx {
-    hs_mem_store *ms;
-    hs_kv_store kv;
-    hs_kv_reader r;
-    hs_block a[3], v, f;
-    hs_pc pc[3]; /* pc[i] certifies a[i] at view i + 1 */
-    hs_vs_updates vsu;
-    hs_vss vss;
-    hs_safety_ctx ctx;
-} fx;
+/* The tree A0 - A1 - A2 (Generic PCs by VS1, views 1..3), V (VS-updating:
+ * Pending(+kps[4] power 1), justify PC(A0, 1)) and F (plain sibling of V). Nothing is committed;
+ * the lock is the genesis PC. The fixture itself is shared with test_safety.c (safety_fx.h). */
+typedef safety_fx fx;
 
 static void fx_open(fx *x) {
     keys_setup();
-    memset(x, 0, sizeof *x);
-    x->ms = hs_mem_store_new();
-    CU_ASSERT_FATAL(x->ms != NULL);
-    x->kv = hs_mem_store_kv(x->ms);
-    x->r = hs_kv_store_reader(&x->kv);
-    x->vss = (hs_vss){.committed = vs1, .previous = vs1, .update_decided = true};
-    CU_ASSERT_FATAL(hs_bt_initialize(&x->kv, NULL, &x->vss) == HS_OK);
-    x->ctx = (hs_safety_ctx){.r = &x->r, .chain_id = CHAIN, .vss = &x->vss};
-
-    hs_pc g = {0};
-    hs_pc_genesis(&g);
-    for (int i = 0; i < 3; i++) {
-        make_block(&x->a[i], (uint64_t)i, i ? &x->pc[i - 1] : &g, (uint8_t)(i + 1));
-        make_pc(&x->pc[i], (uint64_t)i + 1, &x->a[i].hash, HS_PHASE_GENERIC);
-        CU_ASSERT_FATAL(hs_bt_insert(&x->kv, &x->a[i], NULL, NULL) == HS_OK);
-    }
-    CU_ASSERT_FATAL(hs_vs_updates_insert(&x->vsu, &kps[4].public_key, 1) == HS_OK);
-    make_block(&x->v, 1, &x->pc[0], 0x55);
-    CU_ASSERT_FATAL(hs_bt_insert(&x->kv, &x->v, NULL, &x->vsu) == HS_OK);
-    make_block(&x->f, 1, &x->pc[0], 0x66);
-    CU_ASSERT_FATAL(hs_bt_insert(&x->kv, &x->f, NULL, NULL) == HS_OK);
-    hs_pc_free(&g);
+    safety_fx_open(x, &(safety_fx_params){.chain_id = CHAIN, .committed = &vs1, .n_a = 3,
+                                          .vsu_key = &kps[4].public_key, .vsu_power = 1,
+                                          .make_pc = make_pc});
 }
 
-static void fx_close(fx *x) {
-    for (int i = 0; i < 3; i++) {
-        hs_block_free(&x->a[i]);
-        hs_pc_free(&x->pc[i]);
-    }
-    hs_block_free(&x->v);
-    hs_block_free(&x->f);
-    hs_vs_updates_free(&x->vsu);
-    hs_mem_store_free(x->ms);
-}
+static void fx_close(fx *x) { safety_fx_close(x); }
 
 static bool safe_block(fx *x, const hs_block *b) {
     bool ok = true;
