@@ -1,6 +1,7 @@
 /* core/algo.h - the state the algorithm thread owns (hs_core), shared by the modules that act
  * on it: algorithm.c (step loop and intake, spec §3.14, §11.3), hotstuff.c (spec §3),
- * pacemaker.c (spec §4) and sync_client.c (spec §5.2-5.4). Internal to libhotstuff.
+ * pacemaker.c (spec §4) and sync_client.c (spec §5.2-5.4), over the context they all use
+ * (core_ctx.c). Internal to libhotstuff; core/README.md draws the layers.
  *
  * Caches: vss and highest_pc mirror the store. They are re-read after every write that can
  * change them, so a reader of the cache always sees what is persisted.
@@ -41,6 +42,9 @@ struct hs_core {
     hs_kv_reader rd; /* the live store: only this thread writes it */
     uint64_t now;    /* monotonic ms of the step in progress */
     hs_status halted;
+    /* Called by hs_core_apply_update when highest_pc rose (set by algorithm.c to
+     * hs_hotstuff_on_highest_pc), so core_ctx.c does not call into a subprotocol. */
+    hs_status (*on_highest_pc)(hs_core *c);
 
     hs_vss vss;         /* cache of the stored validator set state */
     hs_pc highest_pc;   /* cache of HIGHEST_PC */
@@ -92,7 +96,7 @@ struct hs_core {
     uint64_t rng;
 };
 
-/* algorithm.c */
+/* core_ctx.c: the context every module uses; it calls no subprotocol (see its header) */
 void hs_core_emit(hs_core *c, hs_event *e);                         /* stamps, hands to env.emit */
 hs_status hs_core_fail(hs_core *c, hs_status st, const char *what); /* halts and logs */
 hs_status hs_core_refresh(hs_core *c); /* re-reads vss, highest_pc from the store */

@@ -1,15 +1,16 @@
 /* server/admin/admin.c - the Admin service, health and reflection on one completion-queue thread.
  *
- * Shape (after grpc-core.md §5 and §11): one NEXT completion queue polled by one thread that
- * owns every gRPC object. Each method has one outstanding request_call; when a call arrives
- * the request is re-armed and the call becomes an `acall` with embedded tags. Every call
- * starts {SEND_INITIAL_METADATA, RECV_CLOSE_ON_SERVER} so cancellation is always seen; it is
- * freed when its count of started-but-uncompleted batches reaches zero.
+ * Shape (after grpc-core.md §5 and §11): the service runs on an hs_rpc_loop (net/loop.h), one
+ * NEXT completion queue polled by one thread that owns every gRPC object. Each method has one
+ * outstanding request_call; when a call arrives the request is re-armed and the call becomes
+ * an `acall` with embedded tags - or, for health and reflection, is handed to the port's
+ * hs_svc_set (net/services.h), which serves them as the replica port does. Every call starts
+ * {SEND_INITIAL_METADATA, RECV_CLOSE_ON_SERVER} so cancellation is always seen; it is freed
+ * when its count of started-but-uncompleted batches reaches zero.
  *
  * Work that waits (Watch streams, Subscribe streams, SubmitTransaction with wait_for_commit)
- * is re-examined on every tick (tick_ms) and on every kick. A kick is an empty batch on a
- * never-started call of a lame channel, which posts its tag at once: the only way for another
- * thread (the replica's event bus, in publish_event) to wake a CQ thread in gRPC 1.51.
+ * is re-examined on every tick (tick_ms, the loop's timer) and on every wake-up, which the
+ * replica's event bus (publish_event, any thread) sends through hs_rpc_loop_wake.
  *
  * Subscriptions: publish_event formats a compact copy of the event (type, time, spec §9 line,
  * block hash, view) into each matching subscriber's ring under one mutex; it never waits for
@@ -58,7 +59,7 @@ bool ad_tip_of(const hs_kv_reader *r, uint64_t *tip) {
 
 /* Readiness: not syncing, and the committed height moved recently. */
 static void update_ready(hs_admin *a) {
-    if (a->phase != PH_RUNNING) return;
+    if (!hs_rpc_loop_running(&a->loop)) return;
     hs_replica_stats st;
     ad_node_stats(a, &st);
     uint64_t now = hs_mono_ms(), h = 0;
@@ -80,11 +81,11 @@ static void update_ready(hs_admin *a) {
 /* Re-examines everything that waits on time, health or events. */
 static void tick(hs_admin *a) {
     update_ready(a);
+    hs_svc_pump(&a->svc); /* health Watch streams */
     acall *next;
     for (acall *c = a->live; c; c = next) {
         next = c->next; /* nothing below frees c: frees happen on completions only */
         switch (c->m) {
-        case M_HWATCH: ad_watch_pump(c); break;
         case M_SUBSCRIBE:
             if (c->sub && !c->finished && !c->closed) {
                 if (ad_sub_overflowed(a, c->sub)) ad_cut_slow(c);
@@ -97,9 +98,21 @@ static void tick(hs_admin *a) {
     }
 }
 
-/* A kick means new events: only subscribers have anything to do (the rest waits for the
+/* The loop's callbacks (net/loop.h). */
+
+static uint64_t on_timers(void *ctx, uint64_t now) {
+    hs_admin *a = ctx;
+    if (now >= a->next_tick_ms) {
+        tick(a);
+        a->next_tick_ms = hs_mono_ms() + a->cfg.tick_ms;
+    }
+    return a->next_tick_ms;
+}
+
+/* A wake-up means new events: only subscribers have anything to do (the rest waits for the
  * tick, so a busy event stream costs no store reads beyond the events themselves). */
-static void pump_subscribers(hs_admin *a) {
+static void on_wake(void *ctx) {
+    hs_admin *a = ctx;
     for (acall *c = a->live; c; c = c->next) {
         if (c->m != M_SUBSCRIBE || !c->sub || c->finished || c->closed) continue;
         if (ad_sub_overflowed(a, c->sub)) ad_cut_slow(c);
@@ -107,65 +120,15 @@ static void pump_subscribers(hs_admin *a) {
     }
 }
 
-static void begin_stop(hs_admin *a) {
-    a->phase = PH_DRAINING;
+static void on_drain(void *ctx) {
+    hs_admin *a = ctx;
     hs_health_shutdown(a->health);
     tick(a); /* watchers hear NOT_SERVING while they can */
-    grpc_server_shutdown_and_notify(a->srv.server, a->srv.cq, &a->shutdown_tag);
-    a->grace_until_ms = hs_mono_ms() + STOP_GRACE_MS;
 }
 
-static void dispatch(hs_admin *a, tag *t, bool ok) {
-    acall *c = t->c;
-    switch (t->kind) {
-    case T_NEW: ad_on_new(c, ok); break;
-    case T_SEND: ad_on_send(c, ok); break;
-    case T_RECV: ad_on_recv(c, ok); break;
-    case T_CLOSE:
-        c->pending--;
-        c->closed = true;
-        c->waiting = false;
-        ad_maybe_free(c);
-        break;
-    case T_STATUS:
-        c->pending--;
-        ad_maybe_free(c);
-        break;
-    case T_KICK:
-        hs_rpc_kick_taken(&a->kick);
-        pump_subscribers(a);
-        break;
-    case T_SHUTDOWN: a->shutdown_done = true; break;
-    }
-}
-
-static void *cq_thread(void *arg) {
-    hs_admin *a = arg;
-    uint64_t next_tick = hs_mono_ms() + a->cfg.tick_ms;
-    for (;;) {
-        if (a->phase == PH_RUNNING && atomic_load(&a->stopping)) begin_stop(a);
-        if (a->phase == PH_DRAINING) {
-            if (!a->cancelled_all && hs_mono_ms() >= a->grace_until_ms) {
-                grpc_server_cancel_all_calls(a->srv.server);
-                a->cancelled_all = true;
-            }
-            if (a->shutdown_done && a->n_live == 0 && a->n_armed == 0 &&
-                hs_rpc_kick_close(&a->kick))
-                break; /* (a kick still queued is waited for: its event is on the way) */
-        }
-        uint64_t now = hs_mono_ms();
-        if (now >= next_tick) {
-            tick(a);
-            next_tick = now + a->cfg.tick_ms;
-        }
-        now = hs_mono_ms();
-        uint64_t wait = next_tick > now ? next_tick - now : 0;
-        grpc_event ev = grpc_completion_queue_next(a->srv.cq, hs_deadline_in_ms(wait), NULL);
-        if (ev.type == GRPC_QUEUE_TIMEOUT) continue;
-        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-        dispatch(a, ev.tag, ev.success != 0);
-    }
-    return NULL; /* hs_rpc_server_close drains the queue */
+static bool idle(void *ctx) {
+    hs_admin *a = ctx;
+    return a->n_live == 0 && a->n_armed == 0 && hs_svc_live(&a->svc) == 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -224,8 +187,6 @@ hs_status hs_admin_start(const hs_admin_config *cfg, const hs_admin_node *node,
     a->node = *node;
     pthread_mutex_init(&a->sub_mu, NULL);
     pthread_mutex_init(&a->stats_mu, NULL);
-    a->kick_tag.kind = T_KICK;
-    a->shutdown_tag.kind = T_SHUTDOWN;
     a->health = hs_health_new();
     a->refl = hs_reflection_new(hs_descriptor_set, hs_descriptor_set_len, served,
                                 sizeof served / sizeof served[0]);
@@ -243,45 +204,35 @@ hs_status hs_admin_start(const hs_admin_config *cfg, const hs_admin_node *node,
          {.integer = (int)cfg->max_concurrent_streams}},
     };
     grpc_channel_args cargs = {sizeof args / sizeof args[0], args};
-    hs_status st = hs_rpc_server_open(&a->srv, cfg->listen_address, &cargs, ad_methods, M_GENERIC,
-                                      a->rm, "admin", err, errlen);
+    hs_rpc_loop_ops ops = {.ctx = a, .on_wake = on_wake, .on_timers = on_timers,
+                           .on_drain = on_drain, .idle = idle};
+    hs_status st = hs_rpc_loop_open(&a->loop, cfg->listen_address, &cargs, ad_methods,
+                                    M_GENERIC, a->rm, &ops, STOP_GRACE_MS, "admin", err, errlen);
     if (st != HS_OK) {
         admin_free(a);
         return st;
     }
-    if (!hs_rpc_kick_init(&a->kick, a->srv.cq, &a->kick_tag)) {
-        snprintf(err, errlen, "admin: cannot create the wake-up call");
-        atomic_store(&a->stopping, true);
-        cq_thread(a);
-        hs_rpc_kick_destroy(&a->kick);
-        hs_rpc_server_close(&a->srv);
-        admin_free(a);
-        return HS_ERR_STATE;
-    }
+    hs_svc_init(&a->svc, &a->loop, a->health, a->refl);
     const char *names[] = {"", HS_ADMIN_SERVICE, HS_HEALTH_SERVICE, HS_REFLECTION_V1_SERVICE,
                            HS_REFLECTION_V1ALPHA_SERVICE};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         hs_health_set(a->health, names[i], HS_HEALTH_SERVING);
     a->last_commit_change_ms = hs_mono_ms();
     update_ready(a);
+    a->next_tick_ms = hs_mono_ms() + cfg->tick_ms;
     for (int m = 0; m < M_COUNT; m++) ad_arm(a, (enum method)m);
-    if (pthread_create(&a->thread, NULL, cq_thread, a) != 0) {
-        /* Run the loop's stop path inline: nothing else has touched the queue. */
-        atomic_store(&a->stopping, true);
-        cq_thread(a);
-        hs_rpc_kick_destroy(&a->kick);
-        hs_rpc_server_close(&a->srv);
+    if (hs_rpc_loop_start(&a->loop) != HS_OK) {
+        hs_rpc_loop_stop(&a->loop); /* the stop sequence, inline */
         admin_free(a);
         snprintf(err, errlen, "admin: cannot start a thread");
         return HS_ERR_NOMEM;
     }
-    a->thread_started = true;
     *out = a;
     return HS_OK;
 }
 
 int hs_admin_port(const hs_admin *a) {
-    return a->srv.port;
+    return a->loop.srv.port;
 }
 
 hs_health *hs_admin_health(hs_admin *a) {
@@ -296,10 +247,6 @@ void hs_admin_get_stats(hs_admin *a, hs_admin_stats *out) {
 
 void hs_admin_stop(hs_admin *a) {
     if (!a) return;
-    atomic_store(&a->stopping, true);
-    hs_rpc_wake(&a->kick);
-    pthread_join(a->thread, NULL);
-    hs_rpc_kick_destroy(&a->kick);
-    hs_rpc_server_close(&a->srv);
+    hs_rpc_loop_stop(&a->loop);
     admin_free(a);
 }

@@ -1,5 +1,6 @@
 /* server/admin/calls.c - the admin service's call state machine (CQ thread): requests, start, send,
- * receive, finish, and the dispatch of each method; health, reflection, SubmitTransactions. */
+ * receive, finish, and the dispatch of each method; SubmitTransactions. Health and reflection
+ * calls are handed to net/services.h as they arrive. */
 #include "admin/internal.h"
 
 /* payload: the request arrives with the call (unary and server-streaming). */
@@ -37,13 +38,9 @@ static acall *call_new(hs_admin *a, enum method m) {
     if (!c) return NULL;
     c->a = a;
     c->m = m;
-    c->last_status = -1;
     tag *tags[] = {&c->t_new, &c->t_send, &c->t_recv, &c->t_close, &c->t_status};
     enum tag_kind kinds[] = {T_NEW, T_SEND, T_RECV, T_CLOSE, T_STATUS};
-    for (int i = 0; i < 5; i++) {
-        tags[i]->kind = kinds[i];
-        tags[i]->c = c;
-    }
+    for (int i = 0; i < 5; i++) *tags[i] = (tag){{ad_on_tag}, kinds[i], c};
     grpc_metadata_array_init(&c->md);
     grpc_call_details_init(&c->details);
     return c;
@@ -80,7 +77,6 @@ static void call_free(acall *c) {
         a->n_live--;
     }
     unsubscribe(a, c);
-    hs_reflection_stream_free(c->rs);
     if (c->payload) grpc_byte_buffer_destroy(c->payload);
     if (c->send_bb) grpc_byte_buffer_destroy(c->send_bb);
     if (c->recv_bb) grpc_byte_buffer_destroy(c->recv_bb);
@@ -165,42 +161,6 @@ static void arm_recv(acall *c) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Health and reflection.                                                                     */
-
-void ad_watch_pump(acall *c) {
-    if (c->finished || c->closed || c->send_busy) return;
-    int st;
-    if (!hs_health_get(c->a->health, c->svc, &st)) st = HS_HEALTH_SERVICE_UNKNOWN;
-    if (st == c->last_status) return;
-    c->last_status = st;
-    ad_send_msg(c, hs_health_response(st), false);
-}
-
-static void do_watch(acall *c) {
-    if (!hs_health_parse_request(c->payload, c->svc)) {
-        ad_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed HealthCheckRequest");
-        return;
-    }
-    ad_watch_pump(c);
-}
-
-static void do_check(acall *c) {
-    grpc_byte_buffer *bb;
-    const char *details;
-    grpc_status_code code = hs_health_check_reply(c->a->health, c->payload, &bb, &details);
-    ad_finish_with(c, code, details, bb);
-}
-
-static void refl_on_recv(acall *c, grpc_byte_buffer *bb) {
-    grpc_byte_buffer *out = hs_reflection_answer(c->a->refl, c->rs, bb);
-    if (!out) {
-        ad_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed ServerReflectionRequest");
-        return;
-    }
-    ad_send_msg(c, out, false); /* the next request is read once this answer is sent */
-}
-
-/* ------------------------------------------------------------------------------------------ */
 /* SubmitTransactions.                                                                        */
 
 static void submits_on_recv(acall *c, grpc_byte_buffer *bb) {
@@ -238,8 +198,34 @@ static void submits_done(acall *c) {
 /* Dispatch.                                                                                  */
 
 
+/* The operator services' methods, and what net/services.h calls them. */
+static bool svc_kind(enum method m, hs_svc_kind *k) {
+    switch (m) {
+    case M_HCHECK: *k = HS_SVC_CHECK; return true;
+    case M_HWATCH: *k = HS_SVC_WATCH; return true;
+    case M_REFL_V1:
+    case M_REFL_V1ALPHA: *k = HS_SVC_REFLECTION; return true;
+    default: return false;
+    }
+}
+
+/* Calls in progress, this service's and the operator services', against max_calls. */
+static uint32_t calls_in_progress(const hs_admin *a) {
+    return a->n_live + (uint32_t)hs_svc_live(&a->svc);
+}
+
 static void start_call(acall *c) {
     hs_admin *a = c->a;
+    hs_svc_kind k;
+    if (svc_kind(c->m, &k) && hs_rpc_loop_running(&a->loop) &&
+        calls_in_progress(a) < a->cfg.max_calls) {
+        ad_stat_add(a, &a->stats.calls);
+        hs_svc_accept(&a->svc, k, c->call, c->payload); /* which owns both from here */
+        c->call = NULL;
+        c->payload = NULL;
+        call_free(c);
+        return;
+    }
     grpc_op ops[2];
     memset(ops, 0, sizeof ops);
     ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -255,13 +241,13 @@ static void start_call(acall *c) {
     if (a->live) a->live->prev = c;
     a->live = c;
     a->n_live++;
-    if (a->n_live > a->cfg.max_calls) {
+    if (calls_in_progress(a) > a->cfg.max_calls) {
         ad_stat_add(a, &a->stats.refused_busy);
         ad_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many calls in progress (limit %u)",
                   a->cfg.max_calls);
         return;
     }
-    if (a->phase != PH_RUNNING) {
+    if (!hs_rpc_loop_running(&a->loop)) {
         ad_finish(c, GRPC_STATUS_UNAVAILABLE, "shutting down");
         return;
     }
@@ -274,18 +260,14 @@ static void start_call(acall *c) {
     case M_STATE: ad_do_state(c); break;
     case M_SUBMIT: ad_do_submit(c); break;
     case M_SUBSCRIBE: ad_do_subscribe(c); break;
-    case M_HCHECK: do_check(c); break;
-    case M_HWATCH: do_watch(c); break;
     case M_SUBMITS:
         if (!a->node.submit) ad_finish(c, GRPC_STATUS_UNIMPLEMENTED, "no transactions here");
         else arm_recv(c);
         break;
+    case M_HCHECK:
+    case M_HWATCH:
     case M_REFL_V1:
-    case M_REFL_V1ALPHA:
-        c->rs = hs_reflection_stream_new(a->refl);
-        if (!c->rs) ad_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
-        else arm_recv(c);
-        break;
+    case M_REFL_V1ALPHA: assert(!"handed to net/services.h above"); break;
     default: {
         char *method = grpc_slice_to_c_string(c->details.method);
         ad_finish(c, GRPC_STATUS_UNIMPLEMENTED, "method %.200s not implemented", method);
@@ -294,7 +276,7 @@ static void start_call(acall *c) {
     }
 }
 
-void ad_on_new(acall *c, bool ok) {
+static void on_new(acall *c, bool ok) {
     hs_admin *a = c->a;
     c->pending--;
     assert(a->n_armed > 0);
@@ -307,7 +289,7 @@ void ad_on_new(acall *c, bool ok) {
     start_call(c);
 }
 
-void ad_on_send(acall *c, bool ok) {
+static void on_send(acall *c, bool ok) {
     c->pending--;
     c->send_busy = false;
     if (c->send_bb) {
@@ -323,19 +305,13 @@ void ad_on_send(acall *c, bool ok) {
         switch (c->m) {
         case M_LIST: ad_list_pump(c); break;
         case M_SUBSCRIBE: ad_sub_pump(c); break;
-        case M_HWATCH: ad_watch_pump(c); break;
-        case M_REFL_V1:
-        case M_REFL_V1ALPHA:
-            if (c->half_closed) ad_finish_with(c, GRPC_STATUS_OK, "", NULL);
-            else arm_recv(c);
-            break;
         default: break;
         }
     }
     ad_maybe_free(c);
 }
 
-void ad_on_recv(acall *c, bool ok) {
+static void on_recv(acall *c, bool ok) {
     c->pending--;
     grpc_byte_buffer *bb = c->recv_bb;
     c->recv_bb = NULL;
@@ -347,15 +323,35 @@ void ad_on_recv(acall *c, bool ok) {
             else if (!c->send_busy) ad_finish_with(c, GRPC_STATUS_OK, "", NULL);
         }
     } else if (!c->finished && !c->closed) {
-        if (c->m == M_SUBMITS) submits_on_recv(c, bb);
-        else refl_on_recv(c, bb);
+        assert(c->m == M_SUBMITS); /* the one client-streaming method left here */
+        submits_on_recv(c, bb);
     }
     if (bb) grpc_byte_buffer_destroy(bb);
     ad_maybe_free(c);
 }
 
+void ad_on_tag(hs_rpc_tag *base, bool ok) {
+    tag *t = (tag *)base;
+    acall *c = t->c;
+    switch (t->kind) {
+    case T_NEW: on_new(c, ok); break;
+    case T_SEND: on_send(c, ok); break;
+    case T_RECV: on_recv(c, ok); break;
+    case T_CLOSE:
+        c->pending--;
+        c->closed = true;
+        c->waiting = false;
+        ad_maybe_free(c);
+        break;
+    case T_STATUS:
+        c->pending--;
+        ad_maybe_free(c);
+        break;
+    }
+}
+
 void ad_arm(hs_admin *a, enum method m) {
-    if (a->phase != PH_RUNNING) return;
+    if (!hs_rpc_loop_running(&a->loop)) return;
     acall *c = call_new(a, m);
     if (!c) {
         hs_log(HS_LOG_ERROR, MODULE, "out of memory arming %d", (int)m);
@@ -363,12 +359,12 @@ void ad_arm(hs_admin *a, enum method m) {
     }
     grpc_call_error e;
     if (m == M_GENERIC)
-        e = grpc_server_request_call(a->srv.server, &c->call, &c->details, &c->md, a->srv.cq,
-                                     a->srv.cq, &c->t_new);
+        e = grpc_server_request_call(a->loop.srv.server, &c->call, &c->details, &c->md, a->loop.srv.cq,
+                                     a->loop.srv.cq, &c->t_new);
     else
-        e = grpc_server_request_registered_call(a->srv.server, a->rm[m], &c->call, &c->deadline,
+        e = grpc_server_request_registered_call(a->loop.srv.server, a->rm[m], &c->call, &c->deadline,
                                                 &c->md, ad_methods[m].payload ? &c->payload : NULL,
-                                                a->srv.cq, a->srv.cq, &c->t_new);
+                                                a->loop.srv.cq, a->loop.srv.cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
         hs_log(HS_LOG_ERROR, MODULE, "request_call(%d): error %d", (int)m, (int)e);
         call_free(c);

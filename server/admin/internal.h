@@ -3,13 +3,13 @@
  * file calls in another (prefix ad_). Not for use outside server/admin/.
  *
  *   calls.c      the call state machine: request, start, send, receive, finish, dispatch of
- *                each method, health and reflection calls, SubmitTransactions
+ *                each method (health and reflection go to net/services.h), SubmitTransactions
  *   queries.c    the unary reads (GetStatus, GetBlock, GetValidatorSet, GetState),
  *                SubmitTransaction (with wait_for_commit) and ListBlocks
  *   subscribe.c  event subscriptions: publish_event's rings, replay from the store, slow
  *                subscribers
- *   admin.c      the CQ thread, ticks, readiness, the stop sequence, start and stop (its header
- *                comment describes the service)
+ *   admin.c      the loop's callbacks (ticks, readiness, wake-ups, stop), start and stop (its
+ *                header comment describes the service)
  */
 #ifndef HS_ADMIN_INTERNAL_H
 #define HS_ADMIN_INTERNAL_H
@@ -34,7 +34,9 @@
 
 #include "net/pb.h"
 #include "net/reflection.h"
+#include "net/loop.h"
 #include "net/rpc.h"
+#include "net/services.h"
 #include "hotstuff/block_tree.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
@@ -70,10 +72,11 @@ enum method {
 /* ------------------------------------------------------------------------------------------ */
 /* Types.                                                                                     */
 
-enum tag_kind { T_NEW, T_SEND, T_RECV, T_CLOSE, T_STATUS, T_KICK, T_SHUTDOWN };
+enum tag_kind { T_NEW, T_SEND, T_RECV, T_CLOSE, T_STATUS };
 
 struct acall;
 typedef struct tag {
+    hs_rpc_tag base; /* first: the loop calls base.done (ad_on_tag) */
     enum tag_kind kind;
     struct acall *c;
 } tag;
@@ -123,11 +126,6 @@ typedef struct acall {
     uint64_t next_commit, commit_target, delivered, sending_height;
     uint64_t replay_end; /* heights below it, present at subscription, count as replayed */
     bool sending_commit;
-    /* Health Watch */
-    char svc[HS_HEALTH_MAX_NAME + 1];
-    int last_status;
-    /* Reflection */
-    hs_reflection_stream *rs;
     /* SubmitTransactions */
     uint64_t accepted, rejected;
     char first_err[256];
@@ -137,30 +135,21 @@ typedef struct acall {
     gpr_timespec wait_until; /* monotonic */
 } acall;
 
-enum phase { PH_RUNNING, PH_DRAINING };
-
 struct hs_admin {
     hs_admin_config cfg;
     hs_admin_node node;
-    hs_rpc_server srv;
+    hs_rpc_loop loop; /* loop.srv: the server and queue */
     void *rm[M_GENERIC];
-    pthread_t thread;
-    bool thread_started;
     hs_health *health;
     hs_reflection *refl;
 
     /* CQ thread only */
-    enum phase phase;
-    acall *live; /* accepted calls */
+    hs_svc_set svc; /* health and reflection calls (net/services.h) */
+    acall *live;    /* accepted calls */
     uint32_t n_live, n_subscribers, n_armed;
-    bool shutdown_done, cancelled_all;
-    uint64_t grace_until_ms;
     bool has_height;
     uint64_t last_height, last_commit_change_ms;
-
-    hs_rpc_kick kick;
-    tag kick_tag, shutdown_tag;
-    atomic_bool stopping;
+    uint64_t next_tick_ms;
 
     /* subscribers */
     pthread_mutex_t sub_mu;
@@ -174,6 +163,7 @@ struct hs_admin {
 /* calls.c */
 /* Path and payload mode of each registered method, by enum method. */
 extern const hs_rpc_method ad_methods[M_GENERIC];
+void ad_on_tag(hs_rpc_tag *t, bool ok);
 void ad_maybe_free(acall *c);
 void ad_finish_with(acall *c, grpc_status_code code, const char *msg, grpc_byte_buffer *bb);
 void ad_finish(acall *c, grpc_status_code code, const char *fmt, ...)
@@ -181,10 +171,6 @@ void ad_finish(acall *c, grpc_status_code code, const char *fmt, ...)
 void ad_cut(acall *c, grpc_status_code code, const char *msg);
 void ad_reply_pb(acall *c, const ProtobufCMessage *m);
 void ad_send_msg(acall *c, grpc_byte_buffer *bb, bool more);
-void ad_watch_pump(acall *c);
-void ad_on_new(acall *c, bool ok);
-void ad_on_send(acall *c, bool ok);
-void ad_on_recv(acall *c, bool ok);
 void ad_arm(hs_admin *a, enum method m);
 
 /* queries.c */

@@ -62,7 +62,7 @@ void hs_admin_publish_event(hs_admin *a, const hs_event *e) {
         wake = true;
     }
     pthread_mutex_unlock(&a->sub_mu);
-    if (wake) hs_rpc_wake(&a->kick);
+    if (wake) hs_rpc_loop_wake(&a->loop);
 }
 
 static bool sub_pop(hs_admin *a, subscriber *s, sub_ev *out) {

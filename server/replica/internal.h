@@ -39,9 +39,11 @@
 #include <sodium.h>
 
 #include "net/health.h"
+#include "net/loop.h"
 #include "net/pb.h"
 #include "net/reflection.h"
 #include "net/rpc.h"
+#include "net/services.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 #include "wire/mapping.h"
@@ -61,7 +63,6 @@
 #define SERVICE_REPLICA "hotstuff.v1.Replica"
 
 #define STOP_GRACE_MS 500   /* open streams may flush their outboxes this long at stop */
-#define MAX_WAIT_MS 1000    /* longest CQ wait, so timers are never much late */
 #define MAX_PEERS 65536     /* sanity bound on the configured peer list */
 #define MAX_CONCURRENT_STREAMS 100
 #define HANDSHAKING_SLACK 16 /* inbound streams in handshake: 2 per peer + this */
@@ -97,8 +98,6 @@ typedef struct evq {
 
 /* What a completion-queue tag stands for. Tags are embedded in their owner. */
 enum tag_kind {
-    TAG_KICK,
-    TAG_SHUTDOWN,   /* grpc_server_shutdown_and_notify finished */
     TAG_ACCEPT,     /* a request_call came back */
     TAG_S_CLOSE,    /* stream: RECV_CLOSE_ON_SERVER / RECV_STATUS_ON_CLIENT, its last event */
     TAG_S_RECV,
@@ -106,16 +105,14 @@ enum tag_kind {
     TAG_S_MD,       /* stream we dialed: initial metadata both ways */
     TAG_S_STATUS,   /* stream we accepted: SEND_STATUS_FROM_SERVER after a half-close */
     TAG_UNARY_DONE, /* a unary reply (SubmitTransaction, UNIMPLEMENTED) finished */
-    TAG_V_CLOSE,    /* svc call (reflection, health Watch): RECV_CLOSE_ON_SERVER */
-    TAG_V_RECV,
-    TAG_V_SEND,
-    TAG_V_STATUS,
 };
 
 typedef struct tag {
+    hs_rpc_tag base; /* first: the loop calls base.done (tp_on_tag) */
     uint8_t kind;
     void *owner;
 } tag;
+#define TP_TAG(kind, owner) ((tag){{tp_on_tag}, (kind), (owner)})
 
 typedef struct peer peer;
 typedef struct stream stream;
@@ -201,6 +198,7 @@ enum accept_kind {
 
 typedef struct acceptor {
     tag t;
+    hs_transport *tp;
     enum accept_kind kind;
     bool armed;
     grpc_call *call;
@@ -210,26 +208,13 @@ typedef struct acceptor {
     grpc_byte_buffer *payload;  /* SubmitTransaction, health Check and Watch */
 } acceptor;
 
-/* A reflection stream or a health Watch. Every step is started from the completion of the
- * previous one, so when no batch is pending nothing more will happen and it is freed. */
-typedef struct svc {
-    grpc_call *call;
-    hs_reflection_stream *rs; /* NULL for a Watch */
-    grpc_byte_buffer *recv, *send;
-    int cancelled;
-    int pending;
-    bool status_sent;
-    tag t_close, t_recv, t_send, t_status;
-} svc;
-
 typedef struct unary {
     tag t;
+    hs_transport *tp;
     grpc_call *call;
     grpc_byte_buffer *reply;
     int cancelled;
 } unary;
-
-enum phase { PH_RUNNING, PH_DRAINING, PH_CANCELLING, PH_CQ_SHUTDOWN };
 
 struct hs_transport {
     hs_transport_config cfg; /* cfg.peers points at nothing after start: use peers[] */
@@ -237,28 +222,19 @@ struct hs_transport {
     size_t n_peers;
     char me_name[8];
 
-    hs_rpc_server srv;
+    hs_rpc_loop loop; /* loop.srv: the server and queue */
     void *rm[ACCEPT_GENERIC]; /* registered methods[] */
     hs_health *health;         /* "" and hotstuff.v1.Replica */
     hs_reflection *reflection; /* immutable; shared by this port's reflection streams */
     acceptor acc[ACCEPT_COUNT];
     grpc_channel_args server_args, channel_args;
     grpc_arg server_arg_v[12], channel_arg_v[12];
-    pthread_t thread;
 
     /* CQ thread only. */
     stream *streams;
     size_t n_handshaking_inbound;
-    size_t n_unary; /* unary replies and svc calls in progress */
-    enum phase phase;
-    uint64_t grace_deadline_ms;
-    bool shutdown_done;
-    tag shutdown_tag;
-
-    hs_rpc_kick kick;
-    bool kick_ready; /* kick initialised (for a failed start's teardown) */
-    tag kick_tag;
-    atomic_bool stop_requested;
+    size_t n_unary;  /* unary replies in progress */
+    hs_svc_set svc;  /* health and reflection calls (net/services.h) */
     atomic_bool resume_recv;
 
     /* Outboxes, stats and the tx handler. */
@@ -310,6 +286,9 @@ void tp_gossip_flush_locked(hs_transport *t);
 int tp_call_tx_handler(hs_transport *t, const hs_key *from, const uint8_t *tx, size_t len,
                        char reason[256]);
 
+/* transport.c */
+void tp_on_tag(hs_rpc_tag *t, bool ok);
+
 /* stream.c */
 bool tp_start_batch(stream *s, const grpc_op *ops, size_t n, tag *tg);
 stream *tp_stream_new(hs_transport *t, grpc_call *call, bool dialed);
@@ -328,9 +307,9 @@ void tp_on_close(stream *s);
 void tp_dial(hs_transport *t, peer *p);
 
 /* service.c */
+extern const hs_rpc_method tp_methods[ACCEPT_GENERIC];
 void tp_acceptor_arm(hs_transport *t, acceptor *a);
-void tp_on_unary_done(hs_transport *t, unary *u);
-void tp_on_svc_event(hs_transport *t, tag *tg, bool ok);
-void tp_on_accept(hs_transport *t, acceptor *a, bool ok);
+void tp_on_unary_done(unary *u);
+void tp_on_accept(acceptor *a, bool ok);
 
 #endif

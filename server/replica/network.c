@@ -36,7 +36,7 @@ uint64_t tp_jitter(uint64_t backoff) {
 /* Kick: wake the CQ thread from any thread.                                                  */
 
 void tp_kick(hs_transport *t) {
-    hs_rpc_wake(&t->kick);
+    hs_rpc_loop_wake(&t->loop);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -27,11 +27,11 @@ stream *tp_stream_new(hs_transport *t, grpc_call *call, bool dialed) {
     s->dialed = dialed;
     s->state = ST_HANDSHAKE;
     s->handshake_deadline_ms = hs_mono_ms() + t->cfg.handshake_timeout_ms;
-    s->t_close = (tag){TAG_S_CLOSE, s};
-    s->t_recv = (tag){TAG_S_RECV, s};
-    s->t_send = (tag){TAG_S_SEND, s};
-    s->t_md = (tag){TAG_S_MD, s};
-    s->t_status = (tag){TAG_S_STATUS, s};
+    s->t_close = TP_TAG(TAG_S_CLOSE, s);
+    s->t_recv = TP_TAG(TAG_S_RECV, s);
+    s->t_send = TP_TAG(TAG_S_SEND, s);
+    s->t_md = TP_TAG(TAG_S_MD, s);
+    s->t_status = TP_TAG(TAG_S_STATUS, s);
     grpc_metadata_array_init(&s->init_md);
     grpc_metadata_array_init(&s->trail_md);
     s->details = grpc_empty_slice();
@@ -511,7 +511,7 @@ void tp_on_close(stream *s) {
 /* Dialing (CQ thread).                                                                       */
 
 static void schedule_dial(hs_transport *t, peer *p, bool failed) {
-    if (!p->dial || t->phase != PH_RUNNING) return;
+    if (!p->dial || !hs_rpc_loop_running(&t->loop)) return;
     uint64_t delay = tp_jitter(p->backoff_ms);
     if (failed) {
         p->backoff_ms *= 2;
@@ -522,9 +522,10 @@ static void schedule_dial(hs_transport *t, peer *p, bool failed) {
 
 void tp_dial(hs_transport *t, peer *p) {
     grpc_channel *ch = hs_rpc_channel(p->address, &t->channel_args);
-    grpc_call *call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->srv.cq,
-                                               grpc_slice_from_static_string(METHOD_CONNECT),
-                                               NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_call *call =
+        grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->loop.srv.cq,
+                                 grpc_slice_from_static_string(METHOD_CONNECT), NULL,
+                                 gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     stream *s = call ? tp_stream_new(t, call, true) : NULL;
     if (!s) {
         if (call) grpc_call_unref(call);

@@ -1,13 +1,11 @@
 /* server/replica/transport.c - the replica-to-replica network over gRPC core. See transport.h.
  *
- * THREADS. One thread (the "CQ thread") owns the completion queue, the server, every call and
- * every channel: only it starts batches, requests calls, cancels and unrefs. Other threads
- * (the library's algorithm, sync-server and poller threads; the app) touch only plain data
- * under t->mu (outboxes, stats, the tx handler) or inbox.mu (the inbox), then "kick" the CQ
- * thread: an empty batch on a call that is never started for real (on a lame channel), which
- * posts t->kick_tag to the queue at once (grpc-core.md §10.2). Its pending flag coalesces kicks so
- * at most one kick event is queued at any time. The one exception to "only the CQ thread
- * touches gRPC" is that kick batch, serialized by the kick's own mutex (net/rpc.h).
+ * THREADS. One thread (the "CQ thread", an hs_rpc_loop: net/loop.h) owns the completion queue,
+ * the server, every call and every channel: only it starts batches, requests calls, cancels
+ * and unrefs. Other threads (the library's algorithm, sync-server and poller threads; the app)
+ * touch only plain data under t->mu (outboxes, stats, the tx handler) or inbox.mu (the inbox),
+ * then wake the CQ thread (hs_rpc_loop_wake; at most one wake-up is queued at a time), which
+ * runs on_wake: the only gRPC call made from other threads (net/rpc.h).
  *
  * STREAMS. One Connect stream per pair of peers. The lower key dials the higher one (peers
  * with no address are never dialed); the higher key only accepts. Any configured peer may
@@ -34,11 +32,9 @@
  *
  * OPERATOR SERVICES. The port also serves grpc.health.v1.Health (entries "" and
  * hotstuff.v1.Replica: SERVING until stop begins, NOT_SERVING from then on) and server
- * reflection v1 and v1alpha from the embedded descriptor set (grpc_health.h,
- * grpc_reflection.h), so grpcurl and health probers work here as on the admin port. Watch
- * sends the current status once and then holds the stream until the client leaves or the
- * server stops: the statuses here only change at stop, and stop ends every call. Each such
- * call is an "svc" counted with the unary replies, so stop waits for it like for them.
+ * reflection v1 and v1alpha from the embedded descriptor set, so grpcurl and health probers
+ * work here as on the admin port: the same code serves both (net/services.h), and stop waits
+ * for those calls like for the others.
  *
  * DIALING. A dialed peer gets a fresh channel per attempt (local subchannel pool, so no
  * reconnect state is shared between attempts) and a fail-fast call. When the attempt fails or
@@ -72,11 +68,11 @@
  * to our own key put a copy straight into the inbox, attributed to our own key.
  *
  * STOP. hs_transport_stop closes the inbox (waking blocked recv calls) and waits for calls of
- * other threads to leave the transport; then the CQ thread shuts the server down
- * (grpc_server_shutdown_and_notify), stops dialing, lets open streams flush their outboxes for
- * up to STOP_GRACE_MS, cancels every call (grpc_server_cancel_all_calls and each client call),
- * waits for every call to finish and every request to come back, then destroys the server,
- * shuts the queue down and drains it. stop joins the thread and frees the rest.
+ * other threads to leave the transport; then the loop (net/loop.h) runs its stop sequence with
+ * this file's callbacks: the server shuts down, dialing stops and streams still in handshake
+ * end (on_drain); open streams flush their outboxes for up to STOP_GRACE_MS (flushed); every
+ * call is cancelled, the streams we dialed by us (on_cancel); once every call has finished
+ * and every request come back (idle) the server and queue go. stop then frees the rest.
  */
 #include "replica/transport.h"
 #include "replica/internal.h"
@@ -86,21 +82,11 @@ static int peer_cmp(const void *a, const void *b) {
     return tp_key_cmp(&((const peer *)a)->key, &((const peer *)b)->key);
 }
 
-/* The registered methods, in accept_kind order (the generic acceptor takes the rest). */
-static const hs_rpc_method methods[ACCEPT_GENERIC] = {
-    [ACCEPT_CONNECT] = {METHOD_CONNECT, false},
-    [ACCEPT_SUBMIT] = {METHOD_SUBMIT, true},
-    [ACCEPT_HEALTH_CHECK] = {HS_HEALTH_CHECK_METHOD, true},
-    [ACCEPT_HEALTH_WATCH] = {HS_HEALTH_WATCH_METHOD, true},
-    [ACCEPT_REFLECTION_V1] = {HS_REFLECTION_V1_METHOD, false},
-    [ACCEPT_REFLECTION_V1ALPHA] = {HS_REFLECTION_V1ALPHA_METHOD, false},
-};
-
 /* ------------------------------------------------------------------------------------------ */
-/* The CQ thread.                                                                             */
+/* The loop's callbacks (net/loop.h), on the CQ thread.                                        */
 
-static void on_kick(hs_transport *t) {
-    hs_rpc_kick_taken(&t->kick); /* before looking at the work, so later work kicks again */
+static void on_wake(void *ctx) {
+    hs_transport *t = ctx;
     if (atomic_exchange(&t->resume_recv, false)) {
         for (stream *s = t->streams; s; s = s->next)
             if (s->recv_paused) tp_stream_arm_recv(s);
@@ -114,17 +100,20 @@ static void on_kick(hs_transport *t) {
     }
 }
 
-static void begin_stop(hs_transport *t) {
-    t->phase = PH_DRAINING;
+static void on_drain(void *ctx) {
+    hs_transport *t = ctx;
     hs_health_shutdown(t->health); /* a Check during the grace period says NOT_SERVING */
-    t->grace_deadline_ms = hs_mono_ms() + STOP_GRACE_MS;
-    grpc_server_shutdown_and_notify(t->srv.server, t->srv.cq, &t->shutdown_tag);
+    hs_svc_pump(&t->svc);          /* and so do the Watch streams */
     /* Streams still in handshake carry nothing worth waiting for. */
-    for (stream *s = t->streams; s; s = s->next)
+    for (stream *s = t->streams, *nx; s; s = nx) {
+        nx = s->next;
         if (s->state == ST_HANDSHAKE) tp_stream_end(s, GRPC_STATUS_UNAVAILABLE, "shutting down");
+    }
 }
 
-static bool outboxes_flushed(hs_transport *t) {
+/* The grace may end early once every open stream's outbox is empty. */
+static bool flushed(void *ctx) {
+    hs_transport *t = ctx;
     for (size_t i = 0; i < t->n_peers; i++) {
         stream *s = t->peers[i].active;
         if (!s) continue;
@@ -136,35 +125,28 @@ static bool outboxes_flushed(hs_transport *t) {
     return true;
 }
 
-static void cancel_everything(hs_transport *t) {
-    t->phase = PH_CANCELLING;
-    grpc_server_cancel_all_calls(t->srv.server);
-    for (stream *s = t->streams; s; s = s->next)
+/* The server's calls are cancelled by the loop; the streams we dialed are ours to end. */
+static void on_cancel(void *ctx) {
+    hs_transport *t = ctx;
+    for (stream *s = t->streams, *nx; s; s = nx) {
+        nx = s->next;
         if (s->dialed) tp_stream_end(s, GRPC_STATUS_UNAVAILABLE, "shutting down");
-}
-
-/* The last step once nothing is outstanding: no calls, no requests, the server's shutdown
- * notified and no kick queued. */
-static void maybe_finish(hs_transport *t) {
-    if (t->phase != PH_CANCELLING || t->streams || t->n_unary || !t->shutdown_done) return;
-    for (int i = 0; i < ACCEPT_COUNT; i++)
-        if (t->acc[i].armed) return;
-    if (!hs_rpc_kick_close(&t->kick)) return; /* its event is on the way */
-    t->phase = PH_CQ_SHUTDOWN;
-    grpc_server_destroy(t->srv.server);
-    t->srv.server = NULL;
-    grpc_completion_queue_shutdown(t->srv.cq);
-}
-
-/* Timers: dials, handshake deadlines, the stop sequence. Returns the next due time. */
-static uint64_t run_timers(hs_transport *t) {
-    uint64_t now = hs_mono_ms(), next = now + MAX_WAIT_MS;
-    if (t->phase == PH_RUNNING && atomic_load(&t->stop_requested)) begin_stop(t);
-    if (t->phase == PH_DRAINING) {
-        if (now >= t->grace_deadline_ms || outboxes_flushed(t)) cancel_everything(t);
-        else if (t->grace_deadline_ms < next) next = t->grace_deadline_ms;
     }
-    if (t->phase == PH_RUNNING) {
+}
+
+static bool idle(void *ctx) {
+    hs_transport *t = ctx;
+    if (t->streams || t->n_unary || hs_svc_live(&t->svc)) return false;
+    for (int i = 0; i < ACCEPT_COUNT; i++)
+        if (t->acc[i].armed) return false;
+    return true;
+}
+
+/* Dials and handshake deadlines. */
+static uint64_t on_timers(void *ctx, uint64_t now) {
+    hs_transport *t = ctx;
+    uint64_t next = UINT64_MAX;
+    if (hs_rpc_loop_running(&t->loop)) {
         for (size_t i = 0; i < t->n_peers; i++) {
             peer *p = &t->peers[i];
             if (!p->dial || p->active || p->dialing) continue;
@@ -182,22 +164,13 @@ static uint64_t run_timers(hs_transport *t) {
             next = s->handshake_deadline_ms;
         }
     }
-    maybe_finish(t);
     return next;
 }
 
-static void dispatch(hs_transport *t, tag *tg, bool ok) {
-    switch (tg->kind) {
-    case TAG_KICK: on_kick(t); return;
-    case TAG_SHUTDOWN: t->shutdown_done = true; return;
-    case TAG_ACCEPT: tp_on_accept(t, tg->owner, ok); return;
-    case TAG_UNARY_DONE: tp_on_unary_done(t, tg->owner); return;
-    case TAG_V_CLOSE:
-    case TAG_V_RECV:
-    case TAG_V_SEND:
-    case TAG_V_STATUS: tp_on_svc_event(t, tg, ok); return;
-    default: break;
-    }
+void tp_on_tag(hs_rpc_tag *base, bool ok) {
+    tag *tg = (tag *)base;
+    if (tg->kind == TAG_ACCEPT) return tp_on_accept(tg->owner, ok);
+    if (tg->kind == TAG_UNARY_DONE) return tp_on_unary_done(tg->owner);
     stream *s = tg->owner;
     assert(s->pending > 0);
     s->pending--;
@@ -207,25 +180,9 @@ static void dispatch(hs_transport *t, tag *tg, bool ok) {
     case TAG_S_SEND: tp_on_send(s, ok); break;
     case TAG_S_MD:
     case TAG_S_STATUS: break;
-    default: break;
+    default: assert(!"unknown tag kind");
     }
     tp_stream_maybe_free(s);
-}
-
-static void *cq_main(void *arg) {
-    hs_transport *t = arg;
-    for (;;) {
-        uint64_t next = t->phase == PH_CQ_SHUTDOWN ? hs_mono_ms() + MAX_WAIT_MS : run_timers(t);
-        uint64_t now = hs_mono_ms();
-        grpc_event ev = grpc_completion_queue_next(t->srv.cq,
-                                                   hs_deadline_in_ms(next > now ? next - now : 0),
-                                                   NULL);
-        if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
-        if (ev.type == GRPC_QUEUE_TIMEOUT) continue;
-        dispatch(t, ev.tag, ev.success != 0);
-        if (t->phase == PH_CANCELLING) maybe_finish(t);
-    }
-    return NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -339,39 +296,11 @@ static void transport_free(hs_transport *t) {
     while (tp_evq_pop(&t->in.q, &e)) tp_inbox_item_free(e.item);
     free(t->in.q.e);
     pthread_mutex_destroy(&t->mu);
-    if (t->kick_ready) hs_rpc_kick_destroy(&t->kick);
     pthread_mutex_destroy(&t->in.mu);
     pthread_cond_destroy(&t->in.cv);
     hs_health_free(t->health);
     hs_reflection_free(t->reflection);
     free(t);
-}
-
-/* Undoes a start that failed after the server started, before any CQ thread exists: the
- * shutdown tag and every armed request come back, then the server and queue go. */
-static void grpc_teardown_unstarted(hs_transport *t) {
-    if (t->kick_ready) hs_rpc_kick_close(&t->kick); /* nothing queued: no thread ever kicked */
-    grpc_server_shutdown_and_notify(t->srv.server, t->srv.cq, &t->shutdown_tag);
-    grpc_server_cancel_all_calls(t->srv.server);
-    bool done = false;
-    for (;;) {
-        bool armed = false;
-        for (int i = 0; i < ACCEPT_COUNT; i++) armed = armed || t->acc[i].armed;
-        if (done && !armed) break;
-        grpc_event ev = grpc_completion_queue_next(t->srv.cq, hs_deadline_in_ms(1000), NULL);
-        if (ev.type != GRPC_OP_COMPLETE) continue;
-        if (ev.tag == &t->shutdown_tag) {
-            done = true;
-            continue;
-        }
-        acceptor *a = ((tag *)ev.tag)->owner;
-        a->armed = false;
-        grpc_metadata_array_destroy(&a->md);
-        grpc_call_details_destroy(&a->details);
-        if (a->payload) grpc_byte_buffer_destroy(a->payload);
-        if (ev.success && a->call) grpc_call_unref(a->call);
-    }
-    hs_rpc_server_close(&t->srv);
 }
 
 hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out, char *err,
@@ -399,8 +328,6 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
     t->in.high = cfg->inbox_capacity - cfg->inbox_capacity / 4;
     t->in.low = cfg->inbox_capacity / 2;
     tp_key_name(&cfg->me.public_key, t->me_name);
-    t->kick_tag = (tag){TAG_KICK, t};
-    t->shutdown_tag = (tag){TAG_SHUTDOWN, t};
 
     static const char *const served[] = {SERVICE_REPLICA, HS_HEALTH_SERVICE,
                                          HS_REFLECTION_V1_SERVICE, HS_REFLECTION_V1ALPHA_SERVICE};
@@ -436,34 +363,39 @@ hs_status hs_transport_start(const hs_transport_config *cfg, hs_transport **out,
     }
     build_args(t);
 
-    st = hs_rpc_server_open(&t->srv, t->cfg.listen_address, &t->server_args, methods,
-                            ACCEPT_GENERIC, t->rm, "replica transport", err, errlen);
+    hs_rpc_loop_ops ops = {.ctx = t, .on_wake = on_wake, .on_timers = on_timers,
+                           .on_drain = on_drain, .flushed = flushed, .on_cancel = on_cancel,
+                           .idle = idle};
+    st = hs_rpc_loop_open(&t->loop, t->cfg.listen_address, &t->server_args, tp_methods,
+                          ACCEPT_GENERIC, t->rm, &ops, STOP_GRACE_MS, "replica transport", err,
+                          errlen);
     if (st != HS_OK) {
         transport_free(t);
         return st;
     }
-    t->kick_ready = hs_rpc_kick_init(&t->kick, t->srv.cq, &t->kick_tag);
+    hs_svc_init(&t->svc, &t->loop, t->health, t->reflection);
     for (int i = 0; i < ACCEPT_COUNT; i++) {
         t->acc[i].kind = (enum accept_kind)i;
-        t->acc[i].t = (tag){TAG_ACCEPT, &t->acc[i]};
+        t->acc[i].t = TP_TAG(TAG_ACCEPT, &t->acc[i]);
+        t->acc[i].tp = t;
         tp_acceptor_arm(t, &t->acc[i]);
     }
     bool all_armed = true;
     for (int i = 0; i < ACCEPT_COUNT; i++) all_armed = all_armed && t->acc[i].armed;
-    if (!t->kick_ready || !all_armed || pthread_create(&t->thread, NULL, cq_main, t) != 0) {
+    if (!all_armed || hs_rpc_loop_start(&t->loop) != HS_OK) {
         snprintf(err, errlen, "cannot start the transport thread");
-        grpc_teardown_unstarted(t);
+        hs_rpc_loop_stop(&t->loop); /* the stop sequence, inline: armed requests come back */
         transport_free(t);
         return HS_ERR_STATE;
     }
-    hs_log(HS_LOG_INFO, MODULE, "%s listening on port %d, %zu peers", t->me_name, t->srv.port,
-           t->n_peers);
+    hs_log(HS_LOG_INFO, MODULE, "%s listening on port %d, %zu peers", t->me_name,
+           t->loop.srv.port, t->n_peers);
     *out = t;
     return HS_OK;
 }
 
 int hs_transport_port(const hs_transport *t) {
-    return t->srv.port;
+    return t->loop.srv.port;
 }
 
 void hs_transport_stop(hs_transport *t) {
@@ -473,13 +405,8 @@ void hs_transport_stop(hs_transport *t) {
     pthread_cond_broadcast(&t->in.cv);
     while (t->in.users > 0) pthread_cond_wait(&t->in.cv, &t->in.mu);
     pthread_mutex_unlock(&t->in.mu);
-    atomic_store(&t->stop_requested, true);
-    tp_kick(t);
-    pthread_join(t->thread, NULL);
-    /* The thread destroyed the server and drained the queue (maybe_finish, cq_main). */
-    grpc_completion_queue_destroy(t->srv.cq);
+    hs_rpc_loop_stop(&t->loop);
     transport_free(t);
-    grpc_shutdown(); /* pairs hs_rpc_server_open's grpc_init */
 }
 
 void hs_transport_get_stats(hs_transport *t, hs_transport_stats *out) {

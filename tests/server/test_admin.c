@@ -32,6 +32,7 @@
 #include "hotstuff/v1/admin.pb-c.h"
 #include "app/kvapp.h"
 #include "app/kvtx.h"
+#include "replica/transport.h"
 #include "mem_network.h"
 
 /* See test_transport.c: Debian's gRPC libraries are not TSan-instrumented, so only reports
@@ -778,6 +779,42 @@ static void test_health(void) {
     admin_up();
 }
 
+/* The replica port serves health through the same code (net/services.h): its Watch also
+ * hears NOT_SERVING when stop begins, and then the stream ends. */
+static void *transport_stop_thread(void *t) {
+    hs_transport_stop(t);
+    return NULL;
+}
+
+static void test_replica_port_health(void) {
+    hs_transport_config c;
+    memset(&c, 0, sizeof c);
+    hs_transport_config_defaults(&c);
+    hs_keypair_generate(&c.me);
+    c.chain_id = 7;
+    snprintf(c.listen_address, sizeof c.listen_address, "127.0.0.1:0");
+    hs_transport *t = NULL;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(hs_transport_start(&c, &t, err, sizeof err), HS_OK);
+    cstream w;
+    Grpc__Health__V1__HealthCheckRequest q = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    q.service = "nope";
+    cs_open(&w, hs_transport_port(t), false, HS_HEALTH_WATCH_METHOD, &q.base, true, 60000);
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVICE_UNKNOWN);
+    CU_ASSERT_EQUAL(cs_finish(&w, true), GRPC_STATUS_CANCELLED);
+    q.service = "hotstuff.v1.Replica";
+    cs_open(&w, hs_transport_port(t), false, HS_HEALTH_WATCH_METHOD, &q.base, true, 60000);
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVING);
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, transport_stop_thread, t), 0);
+    CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_NOT_SERVING);
+    CU_ASSERT_EQUAL(watch_next(&w), -1);
+    grpc_status_code code = cs_finish(&w, false);
+    CU_ASSERT(code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_OK ||
+              code == GRPC_STATUS_CANCELLED);
+    pthread_join(th, NULL);
+}
+
 /* ---- Subscribe ---- */
 
 static void sub_open(cstream *s, bool tiny, const Hotstuff__V1__EventType *types, size_t n,
@@ -1076,6 +1113,7 @@ static const cu_test tests[] = {
     {"slow subscriber cut off; subscriber cap", test_slow_subscriber_and_cap},
     {"call cap and message size limit", test_limits},
     {"reflection v1 and v1alpha", test_reflection},
+    {"the replica port's health Watch through stop", test_replica_port_health},
     {"teardown", test_teardown},
     {NULL, NULL}};
 

@@ -1,0 +1,245 @@
+/* server/net/services.c - see services.h.
+ *
+ * Each call starts {SEND_INITIAL_METADATA, RECV_CLOSE_ON_SERVER} so its cancellation is always
+ * seen, then at most one SEND_MESSAGE and one RECV_MESSAGE at a time, and one status. Every
+ * later step starts from the completion of an earlier one, so when no batch is pending nothing
+ * more can happen and the call is freed.
+ */
+#include "net/services.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hotstuff/log.h"
+
+#define MODULE "rpc"
+
+enum step { S_CLOSE, S_RECV, S_SEND, S_STATUS, S_COUNT };
+
+typedef struct svc_tag {
+    hs_rpc_tag base; /* first: the loop calls base.done */
+    enum step step;
+    hs_svc_call *c;
+} svc_tag;
+
+struct hs_svc_call {
+    hs_svc_set *set;
+    hs_svc_kind kind;
+    grpc_call *call;
+    hs_reflection_stream *rs;            /* reflection */
+    char name[HS_HEALTH_MAX_NAME + 1];   /* Watch: the entry watched */
+    int last_status;                     /* Watch: last status sent, -1 before the first */
+    grpc_byte_buffer *recv, *send, *last;
+    int cancelled;
+    int pending;       /* batches started and not completed */
+    bool finished;     /* status sent (or the call cancelled) */
+    bool closed;       /* RECV_CLOSE_ON_SERVER completed: nothing more can be sent */
+    bool send_busy;
+    bool half_closed;
+    svc_tag t[S_COUNT];
+    hs_svc_call *next, *prev;
+};
+
+void hs_svc_init(hs_svc_set *s, hs_rpc_loop *loop, hs_health *health,
+                 const hs_reflection *refl) {
+    memset(s, 0, sizeof *s);
+    s->loop = loop;
+    s->health = health;
+    s->refl = refl;
+}
+
+static void call_free(hs_svc_call *c) {
+    assert(c->pending == 0); /* a batch still out would complete into freed memory */
+    hs_svc_set *s = c->set;
+    if (c->prev) c->prev->next = c->next;
+    else s->live = c->next;
+    if (c->next) c->next->prev = c->prev;
+    assert(s->n_live > 0);
+    s->n_live--;
+    if (c->recv) grpc_byte_buffer_destroy(c->recv);
+    if (c->send) grpc_byte_buffer_destroy(c->send);
+    if (c->last) grpc_byte_buffer_destroy(c->last);
+    hs_reflection_stream_free(c->rs);
+    grpc_call_unref(c->call);
+    free(c);
+}
+
+static bool batch(hs_svc_call *c, const grpc_op *ops, size_t n, enum step st) {
+    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t[st], NULL);
+    if (e != GRPC_CALL_OK) {
+        hs_log(HS_LOG_ERROR, MODULE, "operator service call: start_batch error %d", (int)e);
+        return false;
+    }
+    c->pending++;
+    return true;
+}
+
+/* Ends the call with a status and an optional last message, once. A failed start cancels. */
+static void finish(hs_svc_call *c, grpc_status_code code, const char *msg,
+                   grpc_byte_buffer *bb) {
+    if (c->finished || c->closed) {
+        if (bb) grpc_byte_buffer_destroy(bb);
+        return;
+    }
+    c->finished = true;
+    grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    if (bb) {
+        c->last = bb;
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = bb;
+    }
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = code;
+    ops[n++].data.send_status_from_server.status_details = &details;
+    if (!batch(c, ops, n, S_STATUS)) grpc_call_cancel(c->call, NULL);
+    grpc_slice_unref(details); /* not retained past start_batch (grpc.h) */
+}
+
+static void send_msg(hs_svc_call *c, grpc_byte_buffer *bb) {
+    if (!bb) return finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+    assert(!c->send_busy && !c->send); /* one SEND_MESSAGE at a time */
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_SEND_MESSAGE;
+    op.data.send_message.send_message = bb;
+    c->send = bb;
+    if (batch(c, &op, 1, S_SEND)) {
+        c->send_busy = true;
+    } else {
+        grpc_byte_buffer_destroy(bb);
+        c->send = NULL;
+        grpc_call_cancel(c->call, NULL);
+    }
+}
+
+static void arm_recv(hs_svc_call *c) {
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_MESSAGE;
+    op.data.recv_message.recv_message = &c->recv;
+    if (!batch(c, &op, 1, S_RECV)) grpc_call_cancel(c->call, NULL);
+}
+
+static void watch_pump(hs_svc_call *c) {
+    if (c->finished || c->closed || c->send_busy) return;
+    int st;
+    if (!hs_health_get(c->set->health, c->name, &st)) st = HS_HEALTH_SERVICE_UNKNOWN;
+    if (st == c->last_status) return;
+    c->last_status = st;
+    send_msg(c, hs_health_response(st));
+}
+
+static void on_recv(hs_svc_call *c, bool ok) {
+    grpc_byte_buffer *req = c->recv;
+    c->recv = NULL;
+    if (!ok || !req) {
+        /* A half-close (every request has had its answer once the send in flight is done),
+         * or a call that is gone, which RECV_CLOSE_ON_SERVER reports. */
+        if (ok && !c->closed) {
+            c->half_closed = true;
+            if (!c->send_busy) finish(c, GRPC_STATUS_OK, "", NULL);
+        }
+    } else if (!c->finished && !c->closed) {
+        if (!hs_rpc_loop_running(c->set->loop)) {
+            finish(c, GRPC_STATUS_UNAVAILABLE, "shutting down", NULL);
+        } else {
+            grpc_byte_buffer *ans = hs_reflection_answer(c->set->refl, c->rs, req);
+            if (!ans) finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed ServerReflectionRequest",
+                             NULL);
+            else send_msg(c, ans); /* the next request is read once this answer is sent */
+        }
+    }
+    if (req) grpc_byte_buffer_destroy(req);
+}
+
+static void on_send(hs_svc_call *c, bool ok) {
+    c->send_busy = false;
+    grpc_byte_buffer_destroy(c->send);
+    c->send = NULL;
+    if (!ok || c->finished || c->closed) return;
+    if (c->kind == HS_SVC_WATCH) watch_pump(c); /* a change while this was in flight */
+    else if (c->half_closed) finish(c, GRPC_STATUS_OK, "", NULL);
+    else arm_recv(c);
+}
+
+static void on_tag(hs_rpc_tag *base, bool ok) {
+    svc_tag *t = (svc_tag *)base;
+    hs_svc_call *c = t->c;
+    assert(c->pending > 0);
+    c->pending--;
+    switch (t->step) {
+    case S_CLOSE: c->closed = true; break;
+    case S_RECV: on_recv(c, ok); break;
+    case S_SEND: on_send(c, ok); break;
+    case S_STATUS: break;
+    default: assert(!"unknown step");
+    }
+    if (c->pending == 0) call_free(c);
+}
+
+/* What the call does once its first batch is out. */
+static void begin(hs_svc_call *c, grpc_byte_buffer *payload) {
+    hs_svc_set *s = c->set;
+    if (!hs_rpc_loop_running(s->loop)) /* matched just before the server shut down */
+        return finish(c, GRPC_STATUS_UNAVAILABLE, "shutting down", NULL);
+    switch (c->kind) {
+    case HS_SVC_CHECK: {
+        grpc_byte_buffer *reply = NULL;
+        const char *details = NULL;
+        grpc_status_code code = hs_health_check_reply(s->health, payload, &reply, &details);
+        return finish(c, code, details, reply);
+    }
+    case HS_SVC_WATCH:
+        if (!payload || !hs_health_parse_request(payload, c->name))
+            return finish(c, GRPC_STATUS_INVALID_ARGUMENT, "malformed HealthCheckRequest", NULL);
+        return watch_pump(c);
+    case HS_SVC_REFLECTION:
+        c->rs = hs_reflection_stream_new(s->refl);
+        if (!c->rs) return finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return arm_recv(c);
+    }
+}
+
+void hs_svc_accept(hs_svc_set *s, hs_svc_kind kind, grpc_call *call,
+                   grpc_byte_buffer *payload) {
+    hs_svc_call *c = calloc(1, sizeof *c);
+    if (!c) {
+        if (payload) grpc_byte_buffer_destroy(payload);
+        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        grpc_call_unref(call);
+        return;
+    }
+    c->set = s;
+    c->kind = kind;
+    c->call = call;
+    c->last_status = -1;
+    for (int i = 0; i < S_COUNT; i++) c->t[i] = (svc_tag){{on_tag}, (enum step)i, c};
+    c->next = s->live;
+    if (s->live) s->live->prev = c;
+    s->live = c;
+    s->n_live++;
+    grpc_op ops[2];
+    memset(ops, 0, sizeof ops);
+    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    ops[1].data.recv_close_on_server.cancelled = &c->cancelled;
+    if (!batch(c, ops, 2, S_CLOSE)) {
+        grpc_call_cancel(call, NULL);
+        call_free(c);
+    } else {
+        begin(c, payload);
+    }
+    if (payload) grpc_byte_buffer_destroy(payload);
+}
+
+void hs_svc_pump(hs_svc_set *s) {
+    uint64_t v = hs_health_version(s->health);
+    if (v == s->health_version) return; /* nothing changed since the last pump */
+    s->health_version = v;
+    for (hs_svc_call *c = s->live; c; c = c->next)
+        if (c->kind == HS_SVC_WATCH) watch_pump(c);
+}

@@ -1,0 +1,53 @@
+/* server/net/services.h - the operator services both ports serve, written once: health
+ * (grpc.health.v1.Health Check and Watch, net/health.h) and server reflection v1 and v1alpha
+ * (net/reflection.h), for grpcurl, load balancers and health probers.
+ *
+ * A port's acceptor requests these methods like its own and hands each call over with
+ * hs_svc_accept before starting any batch on it; from then on the call belongs to the set,
+ * runs on the loop thread and frees itself when its last batch completes.
+ *   Check       one reply: the entry's status, or NOT_FOUND for an unknown entry.
+ *   Watch       the entry's status at once (SERVICE_UNKNOWN for an unknown one), then again
+ *               each time it changes (hs_svc_pump), until the client leaves or stop cancels.
+ *   reflection  one answer per request, in order; OK after the client half-closes.
+ * Calls that arrive after stop began end UNAVAILABLE; malformed requests INVALID_ARGUMENT.
+ *
+ * Ownership: the set borrows its loop, health table and reflection index, which outlive it.
+ * The owner's ops.idle includes hs_svc_live(set) == 0, so stop waits for these calls too.
+ */
+#ifndef HS_NET_SERVICES_H
+#define HS_NET_SERVICES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <grpc/grpc.h>
+
+#include "net/health.h"
+#include "net/loop.h"
+#include "net/reflection.h"
+
+typedef enum hs_svc_kind { HS_SVC_CHECK, HS_SVC_WATCH, HS_SVC_REFLECTION } hs_svc_kind;
+
+typedef struct hs_svc_call hs_svc_call;
+
+typedef struct hs_svc_set {
+    hs_rpc_loop *loop;
+    hs_health *health;
+    const hs_reflection *refl;
+    hs_svc_call *live;
+    size_t n_live;
+    uint64_t health_version; /* at the last pump */
+} hs_svc_set;
+
+void hs_svc_init(hs_svc_set *s, hs_rpc_loop *loop, hs_health *health,
+                 const hs_reflection *refl);
+/* Loop thread: takes over call (a server call with no batch started) and payload (the request
+ * of Check and Watch; NULL for reflection), whatever happens. */
+void hs_svc_accept(hs_svc_set *s, hs_svc_kind kind, grpc_call *call, grpc_byte_buffer *payload);
+/* Loop thread: after the health table may have changed, each Watch sends the new status. */
+void hs_svc_pump(hs_svc_set *s);
+static inline size_t hs_svc_live(const hs_svc_set *s) {
+    return s->n_live;
+}
+
+#endif
