@@ -51,6 +51,7 @@
 #include <sodium.h>
 
 #include "admin_client.h"
+#include "net/call.h"
 #include "net/rpc.h"
 #include "hotstuff/v1/admin.pb-c.h"
 
@@ -220,11 +221,6 @@ static grpc_channel *open_channel(const char *target) {
     return hs_rpc_channel(target, &ca);
 }
 
-static bool pluck(grpc_completion_queue *cq, void *tag) {
-    grpc_event ev = grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    return ev.type == GRPC_OP_COMPLETE && ev.success;
-}
-
 /* How many transactions this sender may send now, and how long to sleep if none. */
 static uint32_t quota(uint64_t start_ns, uint64_t *sent_here, uint64_t *sleep) {
     *sleep = 0;
@@ -253,33 +249,10 @@ static uint32_t quota(uint64_t start_ns, uint64_t *sent_here, uint64_t *sleep) {
 static void *sender_main(void *arg) {
     sender *s = arg;
     grpc_channel *ch = open_channel(opt.targets[s->idx]);
-    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
-    grpc_call *call = grpc_channel_create_call(
-        ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-        grpc_slice_from_static_string("/hotstuff.v1.Admin/SubmitTransactions"), NULL,
-        gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    grpc_metadata_array init_md, trail_md;
-    grpc_metadata_array_init(&init_md);
-    grpc_metadata_array_init(&trail_md);
-    grpc_status_code code = GRPC_STATUS_UNKNOWN;
-    grpc_slice details = grpc_empty_slice();
-    grpc_byte_buffer *reply = NULL;
-    int t_status, t_send;
-    grpc_op ops[3];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    ops[0].data.recv_status_on_client.trailing_metadata = &trail_md;
-    ops[0].data.recv_status_on_client.status = &code;
-    ops[0].data.recv_status_on_client.status_details = &details;
-    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[1].data.recv_initial_metadata.recv_initial_metadata = &init_md;
-    ops[2].op = GRPC_OP_RECV_MESSAGE;
-    ops[2].data.recv_message.recv_message = &reply;
-    bool status_started = grpc_call_start_batch(call, ops, 3, &t_status, NULL) == GRPC_CALL_OK;
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    bool ok = status_started && grpc_call_start_batch(call, ops, 1, &t_send, NULL) == GRPC_CALL_OK &&
-              pluck(cq, &t_send);
+    /* One client stream of batches per sender, for the whole run (net/call.h). */
+    hs_rpc_call *call =
+        hs_rpc_call_open(ch, "/hotstuff.v1.Admin/SubmitTransactions", NULL, false, -1);
+    bool ok = call != NULL;
 
     uint8_t *txbuf = malloc((size_t)opt.batch * (opt.size + 64));
     ProtobufCBinaryData *items = calloc(opt.batch, sizeof *items);
@@ -308,60 +281,30 @@ static void *sender_main(void *arg) {
         Hotstuff__V1__SubmitTransactionsRequest q = HOTSTUFF__V1__SUBMIT_TRANSACTIONS_REQUEST__INIT;
         q.n_transactions = n;
         q.transactions = items;
-        size_t plen = protobuf_c_message_get_packed_size(&q.base);
-        grpc_slice sl = grpc_slice_malloc(plen);
-        protobuf_c_message_pack(&q.base, GRPC_SLICE_START_PTR(sl));
-        grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-        grpc_slice_unref(sl);
-        memset(ops, 0, sizeof ops);
-        ops[0].op = GRPC_OP_SEND_MESSAGE;
-        ops[0].data.send_message.send_message = bb;
-        ok = grpc_call_start_batch(call, ops, 1, &t_send, NULL) == GRPC_CALL_OK &&
-             pluck(cq, &t_send);
-        grpc_byte_buffer_destroy(bb);
+        ok = hs_rpc_call_send(call, &q.base);
         sent_here += n;
         if (ok) atomic_fetch_add(&g_sent, n);
         else atomic_fetch_add(&g_send_errors, 1); /* these n will be counted lost */
     }
     free(txbuf);
     free(items);
-    if (ok) {
-        memset(ops, 0, sizeof ops);
-        ops[0].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-        if (grpc_call_start_batch(call, ops, 1, &t_send, NULL) == GRPC_CALL_OK)
-            (void)pluck(cq, &t_send);
-    } else {
-        grpc_call_cancel(call, NULL);
-    }
-    if (status_started) {
-        (void)pluck(cq, &t_status);
-        if (code == GRPC_STATUS_OK && reply) {
-            Hotstuff__V1__SubmitTransactionsResponse *m =
-                (Hotstuff__V1__SubmitTransactionsResponse *)hsc_unpack(
-                    &hotstuff__v1__submit_transactions_response__descriptor, reply);
-            if (m) {
-                s->accepted = m->accepted;
-                s->rejected = m->rejected;
-                if (m->first_error && m->first_error[0])
-                    snprintf(s->err, sizeof s->err, "first rejection: %s", m->first_error);
-                protobuf_c_message_free_unpacked(&m->base, NULL);
-            }
+    if (call) {
+        Hotstuff__V1__SubmitTransactionsResponse *m = NULL;
+        if (ok && hs_rpc_call_close_send(call))
+            m = (Hotstuff__V1__SubmitTransactionsResponse *)hs_rpc_call_recv(
+                call, &hotstuff__v1__submit_transactions_response__descriptor);
+        char msg[256];
+        grpc_status_code code = hs_rpc_call_finish(call, !ok, msg, sizeof msg);
+        if (code == GRPC_STATUS_OK && m) {
+            s->accepted = m->accepted;
+            s->rejected = m->rejected;
+            if (m->first_error && m->first_error[0])
+                snprintf(s->err, sizeof s->err, "first rejection: %s", m->first_error);
         } else if (code != GRPC_STATUS_OK) {
-            char *d = grpc_slice_to_c_string(details);
-            snprintf(s->err, sizeof s->err, "stream ended: %s: %s", hsc_code_name(code), d);
-            gpr_free(d);
+            snprintf(s->err, sizeof s->err, "stream ended: %s: %.200s", hsc_code_name(code), msg);
         }
+        if (m) protobuf_c_message_free_unpacked(&m->base, NULL);
     }
-    if (reply) grpc_byte_buffer_destroy(reply);
-    grpc_slice_unref(details);
-    grpc_metadata_array_destroy(&init_md);
-    grpc_metadata_array_destroy(&trail_md);
-    grpc_call_unref(call);
-    grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-           GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(cq);
     grpc_channel_destroy(ch);
     return NULL;
 }

@@ -1,8 +1,9 @@
-/* client/admin_client.c - see admin_client.h. The call sequences are those of
- * /work/shared/design/grpc-core.md §6: the status batch is started first and stays pending all
- * call long; every other batch is plucked by its own tag. */
+/* client/admin_client.c - see admin_client.h. Each call is an hs_rpc_call (net/call.h, the
+ * sequence of grpc-core.md §6); this file adds the channel, connection waits and the
+ * operator-readable description of failures. */
 #include "admin_client.h"
 
+#include "net/call.h"
 #include "net/pb.h"
 #include "net/rpc.h"
 
@@ -19,7 +20,7 @@
 #include <grpc/support/time.h>
 
 #define RECV_LIMIT (64 << 20) /* the admin service sends up to 64 MiB */
-#define GRACE_MS 2000         /* beyond a call's deadline before its CQ is abandoned */
+#define GRACE_MS HS_CALL_GRACE_MS /* beyond a wait's deadline before it is given up */
 
 struct hsc_client {
     grpc_channel *ch;
@@ -28,16 +29,7 @@ struct hsc_client {
 
 struct hsc_stream {
     hsc_client *c;
-    grpc_completion_queue *cq;
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array init_md, trail_md;
-    grpc_status_code code;
-    grpc_slice details;
-    const char *error_string;
-    bool bad_message;
-    bool status_pending; /* the status batch has not been plucked yet */
-    int t_status, t_start, t_recv;
+    hs_rpc_call *call;
 };
 
 static gpr_timespec deadline_of(int64_t timeout_ms) {
@@ -102,35 +94,10 @@ bool hsc_wait_connected(hsc_client *c, int64_t timeout_ms) {
     return ready;
 }
 
-/* ---- messages ---- */
-
-static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
+/* ---- calls (net/call.h; a unary call is a stream of one message) ---- */
 
 ProtobufCMessage *hsc_unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb) {
     return hs_pb_unpack(d, bb);
-}
-
-/* ---- streams (and unary calls, which are streams of one message) ---- */
-
-static bool pluck(hsc_stream *s, void *tag) {
-    gpr_timespec limit = gpr_time_cmp(s->deadline, gpr_inf_future(GPR_CLOCK_REALTIME)) == 0
-                             ? s->deadline
-                             : gpr_time_add(s->deadline,
-                                            gpr_time_from_millis(GRACE_MS, GPR_TIMESPAN));
-    grpc_event ev = grpc_completion_queue_pluck(s->cq, tag, limit, NULL);
-    if (ev.type == GRPC_OP_COMPLETE) return ev.success;
-    /* The CQ did not deliver by the deadline (should not happen: the call ends by then).
-     * Cancel, and wait for the batch so it is never left pending on a destroyed queue. */
-    grpc_call_cancel(s->call, NULL);
-    grpc_completion_queue_pluck(s->cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-    return false;
 }
 
 hsc_stream *hsc_stream_open(hsc_client *c, const char *method, const ProtobufCMessage *req,
@@ -138,98 +105,31 @@ hsc_stream *hsc_stream_open(hsc_client *c, const char *method, const ProtobufCMe
     hsc_stream *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->c = c;
-    s->code = GRPC_STATUS_UNKNOWN;
-    s->details = grpc_empty_slice();
-    s->deadline = deadline_of(timeout_ms);
-    s->cq = grpc_completion_queue_create_for_pluck(NULL);
-    s->call = grpc_channel_create_call(c->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
-                                       grpc_slice_from_static_string(method), NULL, s->deadline,
-                                       NULL);
-    grpc_metadata_array_init(&s->init_md);
-    grpc_metadata_array_init(&s->trail_md);
-    grpc_op st;
-    memset(&st, 0, sizeof st);
-    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    st.data.recv_status_on_client.trailing_metadata = &s->trail_md;
-    st.data.recv_status_on_client.status = &s->code;
-    st.data.recv_status_on_client.status_details = &s->details;
-    st.data.recv_status_on_client.error_string = &s->error_string;
-    if (grpc_call_start_batch(s->call, &st, 1, &s->t_status, NULL) == GRPC_CALL_OK)
-        s->status_pending = true;
-    grpc_byte_buffer *bb = pack(req);
-    grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[1].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
-    ops[2].op = GRPC_OP_SEND_MESSAGE;
-    ops[2].data.send_message.send_message = bb;
-    ops[3].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    /* Completes once the request is sent and the server's initial metadata arrived (which
-     * may come with its first message), or when the call fails. */
-    if (grpc_call_start_batch(s->call, ops, 4, &s->t_start, NULL) == GRPC_CALL_OK)
-        (void)pluck(s, &s->t_start);
-    else
-        grpc_call_cancel(s->call, NULL);
-    grpc_byte_buffer_destroy(bb);
+    s->call = hs_rpc_call_open(c->ch, method, req, true, timeout_ms);
+    if (!s->call) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
 ProtobufCMessage *hsc_stream_next(hsc_stream *s, const ProtobufCMessageDescriptor *d) {
-    if (s->bad_message) return NULL;
-    grpc_byte_buffer *bb = NULL;
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &bb;
-    if (grpc_call_start_batch(s->call, &op, 1, &s->t_recv, NULL) != GRPC_CALL_OK) return NULL;
-    bool ok = pluck(s, &s->t_recv);
-    ProtobufCMessage *m = NULL;
-    if (ok && bb) {
-        m = hsc_unpack(d, bb);
-        if (!m) {
-            s->bad_message = true;
-            grpc_call_cancel(s->call, NULL);
-        }
-    }
-    if (bb) grpc_byte_buffer_destroy(bb);
-    return m;
+    return hs_rpc_call_recv(s->call, d);
 }
 
 void hsc_stream_cancel(hsc_stream *s) {
-    grpc_call_cancel(s->call, NULL); /* thread-safe in gRPC core */
+    hs_rpc_call_cancel(s->call);
 }
 
 grpc_status_code hsc_stream_finish(hsc_stream *s, bool cancel, hsc_status *st) {
-    if (cancel) grpc_call_cancel(s->call, NULL);
-    if (s->status_pending) pluck(s, &s->t_status);
-    grpc_status_code code = s->status_pending ? s->code : GRPC_STATUS_INTERNAL;
-    if (st) {
-        memset(st, 0, sizeof *st);
-        char *d = grpc_slice_to_c_string(s->details);
-        snprintf(st->message, sizeof st->message, "%s",
-                 s->status_pending ? d : "cannot start the call");
-        gpr_free(d);
-        if (s->bad_message && code == GRPC_STATUS_OK) {
-            code = GRPC_STATUS_INTERNAL;
-            snprintf(st->message, sizeof st->message, "malformed message from the server");
-        }
-        st->code = code;
-        st->never_connected =
-            grpc_channel_check_connectivity_state(s->c->ch, 0) != GRPC_CHANNEL_READY;
-    }
-    grpc_slice_unref(s->details);
-    gpr_free((void *)s->error_string);
-    grpc_metadata_array_destroy(&s->init_md);
-    grpc_metadata_array_destroy(&s->trail_md);
-    grpc_call_unref(s->call);
-    grpc_completion_queue_shutdown(s->cq);
-    while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(s->cq);
+    hsc_status local;
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    st->code = hs_rpc_call_finish(s->call, cancel, st->message, sizeof st->message);
+    st->never_connected =
+        grpc_channel_check_connectivity_state(s->c->ch, 0) != GRPC_CHANNEL_READY;
     free(s);
-    return code;
+    return st->code;
 }
 
 grpc_status_code hsc_unary(hsc_client *c, const char *method, const ProtobufCMessage *req,

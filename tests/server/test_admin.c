@@ -25,7 +25,9 @@
 #include "google/protobuf/descriptor.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
+#include "net/call.h"
 #include "net/health.h"
+#include "net/rpc.h"
 #include "net/reflection.h"
 #include "hotstuff/hotstuff.h"
 #include "hotstuff/store.h"
@@ -243,42 +245,11 @@ static void admin_down(void) {
 /* ------------------------------------------------------------------------------------------ */
 /* The client.                                                                                */
 
-static gpr_timespec in_ms(int64_t ms) {
-    return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(ms, GPR_TIMESPAN));
-}
-
-static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice s = grpc_slice_malloc(n);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
-}
-
-static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d, grpc_byte_buffer *bb) {
-    grpc_byte_buffer_reader r;
-    CU_ASSERT_FATAL(grpc_byte_buffer_reader_init(&r, bb));
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(d, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
-    return m;
-}
-
-/* One call of any shape on its own pluck CQ. */
+/* One call of any shape: an hs_rpc_call (net/call.h) on a channel of its own. */
 typedef struct cstream {
     grpc_channel *ch;
-    grpc_completion_queue *cq;
-    grpc_call *call;
-    grpc_metadata_array init_md, trail_md;
-    grpc_status_code status;
-    grpc_slice details;
+    hs_rpc_call *call;
     char msg[512];
-    grpc_byte_buffer *recv;
-    bool done; /* status received */
-    int t_status, t_start, t_send, t_recv;
 } cstream;
 
 static grpc_channel *channel(int port, bool tiny_window) {
@@ -286,24 +257,13 @@ static grpc_channel *channel(int port, bool tiny_window) {
     snprintf(target, sizeof target, "127.0.0.1:%d", port);
     grpc_arg args[] = {
         {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, {.integer = 64 << 20}},
+        {GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
+        /* a tiny flow-control window, for slow-subscriber tests */
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
         {GRPC_ARG_INTEGER, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, {.integer = 1024}},
-        {GRPC_ARG_INTEGER, GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
     };
-    grpc_channel_args ca = {tiny_window ? 4 : 1, args};
-    if (!tiny_window) {
-        args[1] = args[3];
-        ca.num_args = 2;
-    }
-    grpc_channel_credentials *cr = grpc_insecure_credentials_create();
-    grpc_channel *ch = grpc_channel_create(target, cr, &ca);
-    grpc_channel_credentials_release(cr);
-    return ch;
-}
-
-static bool pluck(cstream *s, void *tag, int64_t ms) {
-    grpc_event ev = grpc_completion_queue_pluck(s->cq, tag, in_ms(ms), NULL);
-    return ev.type == GRPC_OP_COMPLETE && ev.success;
+    grpc_channel_args ca = {tiny_window ? 4 : 2, args};
+    return hs_rpc_channel(target, &ca);
 }
 
 /* Opens a call; sends req (if any) and half-closes when close_send. */
@@ -312,99 +272,29 @@ static void cs_open(cstream *s, int port, bool tiny, const char *method,
     memset(s, 0, sizeof *s);
     grpc_init();
     s->ch = channel(port, tiny);
-    s->cq = grpc_completion_queue_create_for_pluck(NULL);
-    s->call = grpc_channel_create_call(s->ch, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
-                                       grpc_slice_from_static_string(method), NULL,
-                                       in_ms(deadline_ms), NULL);
-    grpc_metadata_array_init(&s->init_md);
-    grpc_metadata_array_init(&s->trail_md);
-    grpc_op st;
-    memset(&st, 0, sizeof st);
-    st.op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-    st.data.recv_status_on_client.trailing_metadata = &s->trail_md;
-    st.data.recv_status_on_client.status = &s->status;
-    st.data.recv_status_on_client.status_details = &s->details;
-    CU_ASSERT_EQUAL_FATAL(grpc_call_start_batch(s->call, &st, 1, &s->t_status, NULL),
-                          GRPC_CALL_OK);
-    grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
-    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->init_md;
-    grpc_byte_buffer *bb = req ? pack(req) : NULL;
-    if (bb) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = bb;
-    }
-    if (close_send) ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    CU_ASSERT_EQUAL_FATAL(grpc_call_start_batch(s->call, ops, n, &s->t_start, NULL), GRPC_CALL_OK);
-    (void)pluck(s, &s->t_start, deadline_ms + 1000);
-    if (bb) grpc_byte_buffer_destroy(bb);
+    s->call = hs_rpc_call_open(s->ch, method, req, close_send, deadline_ms);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s->call);
 }
 
 static void cs_send(cstream *s, const ProtobufCMessage *m) {
-    grpc_byte_buffer *bb = pack(m);
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.data.send_message.send_message = bb;
-    CU_ASSERT_EQUAL(grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL), GRPC_CALL_OK);
-    CU_ASSERT(pluck(s, &s->t_send, TIMEOUT));
-    grpc_byte_buffer_destroy(bb);
+    CU_ASSERT(hs_rpc_call_send(s->call, m));
 }
 
 static void cs_close_send(cstream *s) {
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-    CU_ASSERT(grpc_call_start_batch(s->call, &op, 1, &s->t_send, NULL) == GRPC_CALL_OK);
-    CU_ASSERT(pluck(s, &s->t_send, TIMEOUT));
+    CU_ASSERT(hs_rpc_call_close_send(s->call));
 }
 
-/* The next message, or NULL at the end of the stream (or after TIMEOUT). */
+/* The next message, or NULL at the end of the stream. */
 static ProtobufCMessage *cs_recv(cstream *s, const ProtobufCMessageDescriptor *d) {
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &s->recv;
-    s->recv = NULL;
-    if (grpc_call_start_batch(s->call, &op, 1, &s->t_recv, NULL) != GRPC_CALL_OK) return NULL;
-    if (!pluck(s, &s->t_recv, TIMEOUT) || !s->recv) {
-        if (s->recv) grpc_byte_buffer_destroy(s->recv);
-        s->recv = NULL;
-        return NULL;
-    }
-    ProtobufCMessage *m = unpack(d, s->recv);
-    grpc_byte_buffer_destroy(s->recv);
-    s->recv = NULL;
-    return m;
+    return hs_rpc_call_recv(s->call, d);
 }
 
 /* Waits for the status (cancelling first when `cancel`), frees everything, returns it. */
 static grpc_status_code cs_finish(cstream *s, bool cancel) {
-    if (cancel) grpc_call_cancel(s->call, NULL);
-    bool ok = pluck(s, &s->t_status, TIMEOUT + 5000);
-    CU_ASSERT(ok);
-    if (!ok) { /* never leave a batch pending on a queue we destroy */
-        grpc_call_cancel(s->call, NULL);
-        (void)pluck(s, &s->t_status, TIMEOUT);
-    }
-    char *d = grpc_slice_to_c_string(s->details);
-    snprintf(s->msg, sizeof s->msg, "%s", d);
-    gpr_free(d);
-    grpc_slice_unref(s->details);
-    grpc_metadata_array_destroy(&s->init_md);
-    grpc_metadata_array_destroy(&s->trail_md);
-    grpc_call_unref(s->call);
+    grpc_status_code code = hs_rpc_call_finish(s->call, cancel, s->msg, sizeof s->msg);
     grpc_channel_destroy(s->ch);
-    grpc_completion_queue_shutdown(s->cq);
-    while (grpc_completion_queue_pluck(s->cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
-               .type != GRPC_QUEUE_SHUTDOWN) {
-    }
-    grpc_completion_queue_destroy(s->cq);
     grpc_shutdown();
-    return s->status;
+    return code;
 }
 
 /* A unary call: status, the reply in *resp (NULL unless OK), the status message in msg. */
