@@ -357,14 +357,15 @@ void ad_arm(hs_admin *a, enum method m) {
         hs_log(HS_LOG_ERROR, MODULE, "out of memory arming %d", (int)m);
         return;
     }
+    grpc_server *srv = a->loop.srv.server;
+    grpc_completion_queue *cq = a->loop.srv.cq;
     grpc_call_error e;
     if (m == M_GENERIC)
-        e = grpc_server_request_call(a->loop.srv.server, &c->call, &c->details, &c->md, a->loop.srv.cq,
-                                     a->loop.srv.cq, &c->t_new);
+        e = grpc_server_request_call(srv, &c->call, &c->details, &c->md, cq, cq, &c->t_new);
     else
-        e = grpc_server_request_registered_call(a->loop.srv.server, a->rm[m], &c->call, &c->deadline,
-                                                &c->md, ad_methods[m].payload ? &c->payload : NULL,
-                                                a->loop.srv.cq, a->loop.srv.cq, &c->t_new);
+        e = grpc_server_request_registered_call(srv, a->rm[m], &c->call, &c->deadline, &c->md,
+                                                ad_methods[m].payload ? &c->payload : NULL, cq,
+                                                cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
         hs_log(HS_LOG_ERROR, MODULE, "request_call(%d): error %d", (int)m, (int)e);
         call_free(c);

@@ -6,6 +6,7 @@
  */
 #include "app/kvapp.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -489,9 +490,11 @@ static hs_status packer_offer(packer *p, mempool_item *item) {
     if (t.kind == KVTX_UPDATE_VALIDATORS) st = packer_vs_ok(p, &t, &ok);
     kvtx_free(&t);
     if (st != HS_OK || !ok) return st;
+    assert(p->data.n < a->cfg.max_block_txs); /* packer_fill stops at the limit */
     p->hashes[p->data.n] = item->hash;
     p->data.items[p->data.n++] = item->tx;
     p->bytes += item->tx.len;
+    assert(p->bytes <= a->cfg.max_block_bytes); /* checked on entry */
     memset(&item->tx, 0, sizeof item->tx);
     return HS_OK;
 }

@@ -1,6 +1,7 @@
 /* server/app/kvtx.c - see kvtx.h. */
 #include "app/kvtx.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@ hs_status kvtx_vs_signing_bytes(uint64_t chain_id, uint64_t nonce, const hs_vali
         put_u64(p + k, updates[i].power);
         k += 8;
     }
+    assert(k == total); /* the layout above is exactly what was sized */
     *out = p;
     *len = total;
     return HS_OK;
@@ -82,7 +84,9 @@ static hs_status pack(const Hotstuff__V1__KvTransaction *m, uint8_t **out, size_
     size_t n = hotstuff__v1__kv_transaction__get_packed_size(m);
     uint8_t *p = malloc(n ? n : 1);
     if (!p) return HS_ERR_NOMEM;
-    hotstuff__v1__kv_transaction__pack(m, p);
+    size_t w = hotstuff__v1__kv_transaction__pack(m, p);
+    assert(w == n); /* protobuf-c writes what it sized */
+    (void)w;
     *out = p;
     *len = n;
     return HS_OK;

@@ -5,6 +5,7 @@
  */
 #include "app/mempool.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,7 @@ mempool_result mempool_add(mempool *m, const hs_hash *h, const uint8_t *tx, size
             m->tail = e;
             m->n++;
             m->bytes += len;
+            assert(m->n <= m->max_txs && m->bytes <= m->max_bytes); /* the bounds just checked */
             pthread_cond_broadcast(&m->added);
         }
     }
@@ -126,6 +128,7 @@ bool mempool_remove(mempool *m, const hs_hash *h) {
     entry **link = find_link(m, h);
     entry *e = *link;
     if (e) {
+        assert(m->n > 0 && m->bytes >= e->len); /* every entry was counted when added */
         *link = e->chain;
         if (e->prev) e->prev->next = e->next;
         else m->head = e->next;
@@ -133,6 +136,7 @@ bool mempool_remove(mempool *m, const hs_hash *h) {
         else m->tail = e->prev;
         m->n--;
         m->bytes -= e->len;
+        assert((m->n == 0) == (m->head == NULL) && (m->head == NULL) == (m->tail == NULL));
     }
     pthread_mutex_unlock(&m->mu);
     free(e);
@@ -154,6 +158,7 @@ size_t mempool_collect(mempool *m, uint64_t *cursor, size_t max_n, uint64_t max_
     entry *e = m->head;
     while (e && e->seq <= *cursor) e = e->next;
     for (; e && k < max_n; e = e->next) {
+        assert(e->seq > *cursor); /* arrival order is seq order */
         /* bytes sums 32-bit lengths: the addition cannot overflow. */
         if (k > 0 && bytes + e->len > max_bytes) break;
         if (hs_bytes_set(&out[k].tx, e->tx, e->len) != HS_OK) break;

@@ -1,5 +1,6 @@
-/* server/config/node_config.h - the three files a hotstuffd node reads (config.json, key.json,
- * genesis.json), and binding a store to its genesis.
+/* server/config/node_config.h - the three files a hotstuffd node reads (config.json in
+ * node_config.c, key.json in key_file.c, genesis.json in genesis.c, all over json_read.h), and
+ * binding a store to its genesis (store_bind.c).
  *
  * Every error names the file, the field and the problem, in one line:
  *     genesis.json: validators[2].power: must be a positive integer

@@ -17,7 +17,8 @@ grpc_channel *hs_rpc_channel(const char *target, const grpc_channel_args *args) 
     return ch;
 }
 
-void hs_rpc_cq_drain(grpc_completion_queue *cq) {
+/* Shuts cq down and discards what is still queued, until GRPC_QUEUE_SHUTDOWN. */
+static void cq_drain(grpc_completion_queue *cq) {
     grpc_completion_queue_shutdown(cq);
     while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
            GRPC_QUEUE_SHUTDOWN) {
@@ -44,7 +45,7 @@ hs_status hs_rpc_server_open(hs_rpc_server *s, const char *listen_address,
     if (s->port == 0) {
         snprintf(err, errlen, "%s: cannot listen on %s", who, listen_address);
         grpc_server_destroy(s->server); /* never started: nothing to shut down */
-        hs_rpc_cq_drain(s->cq);
+        cq_drain(s->cq);
         grpc_completion_queue_destroy(s->cq);
         s->server = NULL;
         s->cq = NULL;
@@ -53,15 +54,6 @@ hs_status hs_rpc_server_open(hs_rpc_server *s, const char *listen_address,
     }
     grpc_server_start(s->server);
     return HS_OK;
-}
-
-void hs_rpc_server_close(hs_rpc_server *s) {
-    if (s->server) grpc_server_destroy(s->server);
-    hs_rpc_cq_drain(s->cq);
-    grpc_completion_queue_destroy(s->cq);
-    s->server = NULL;
-    s->cq = NULL;
-    grpc_shutdown();
 }
 
 bool hs_rpc_kick_init(hs_rpc_kick *k, grpc_completion_queue *cq, void *tag) {

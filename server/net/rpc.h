@@ -1,24 +1,22 @@
-/* server/net/rpc.h - the gRPC runtime under both of hotstuffd's servers (the replica port,
- * replica/transport.h; the admin port, admin/admin.h) and its clients (the transport's dialer,
- * client/admin_client.h, the benchmark's load generator): the pieces each of them had written
- * for itself, now written once.
+/* server/net/rpc.h - the bottom of the gRPC runtime: channels, listening ports and the
+ * wake-up, used by the CQ loop (net/loop.h, under both of hotstuffd's servers) and by every
+ * client (the transport's dialer, net/call.h).
  *
  *   - Channels and listening ports are made here and only here (hs_rpc_channel,
  *     hs_rpc_server_open), so transport security and per-call credentials have one home.
  *   - hs_rpc_server_open: grpc_init, one NEXT completion queue, the server with its
  *     registered methods, the port bound and the server started - or, on any failure, all of
- *     it undone and a reason in err. hs_rpc_server_close undoes a successful open once the
- *     owner's CQ thread has drained every call.
+ *     it undone and a reason in err. The loop's stop sequence undoes a successful open.
  *   - hs_rpc_kick: the wake-up another thread uses to get the CQ thread's attention: an empty
  *     batch on a never-started call of a lame channel, which gRPC completes at once
  *     (grpc-core.md §10.2; gRPC 1.51 has no other way). At most one kick is queued at a time.
  *
- * Threads: the owner keeps the grpc-core.md §5 rule that one CQ thread owns every gRPC object
- * it creates; the kick (hs_rpc_wake) is the only call here made from other threads.
+ * Threads: one CQ thread owns every gRPC object it creates (grpc-core.md §5); the kick
+ * (hs_rpc_wake) is the only call here made from other threads.
  *
- * Ownership: hs_rpc_server_open's outputs belong to the caller until hs_rpc_server_close.
- * Each successful open (and each hs_rpc_channel user that called grpc_init) pairs one
- * grpc_init with one grpc_shutdown.
+ * Ownership: hs_rpc_server_open's outputs belong to the caller (the loop). Each successful
+ * open (and each hs_rpc_channel user that called grpc_init) pairs one grpc_init with one
+ * grpc_shutdown.
  */
 #ifndef HS_NET_RPC_H
 #define HS_NET_RPC_H
@@ -54,11 +52,6 @@ hs_status hs_rpc_server_open(hs_rpc_server *s, const char *listen_address,
                              const grpc_channel_args *args, const hs_rpc_method *methods,
                              size_t n, void **registered, const char *who, char *err,
                              size_t errlen);
-/* After grpc_server_shutdown_and_notify has completed and every call and request has come
- * back: destroys the server, shuts the queue down and drains it, destroys it, grpc_shutdown. */
-void hs_rpc_server_close(hs_rpc_server *s);
-/* Shuts cq down and discards what is still queued, until GRPC_QUEUE_SHUTDOWN. */
-void hs_rpc_cq_drain(grpc_completion_queue *cq);
 
 typedef struct hs_rpc_kick {
     pthread_mutex_t mu;
