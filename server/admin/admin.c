@@ -87,9 +87,9 @@ static void tick(hs_admin *a) {
         next = c->next; /* nothing below frees c: frees happen on completions only */
         switch (c->m) {
         case M_SUBSCRIBE:
-            if (c->sub && !c->finished && !c->closed) {
+            if (c->sub && !c->sc.finished && !c->sc.closed) {
                 if (ad_sub_overflowed(a, c->sub)) ad_cut_slow(c);
-                else if (!c->send_busy) ad_sub_pump(c);
+                else if (!c->sc.send_busy) ad_sub_pump(c);
             }
             break;
         case M_SUBMIT: ad_check_wait(c); break;
@@ -114,9 +114,9 @@ static uint64_t on_timers(void *ctx, uint64_t now) {
 static void on_wake(void *ctx) {
     hs_admin *a = ctx;
     for (acall *c = a->live; c; c = c->next) {
-        if (c->m != M_SUBSCRIBE || !c->sub || c->finished || c->closed) continue;
+        if (c->m != M_SUBSCRIBE || !c->sub || c->sc.finished || c->sc.closed) continue;
         if (ad_sub_overflowed(a, c->sub)) ad_cut_slow(c);
-        else if (!c->send_busy) ad_sub_pump(c);
+        else if (!c->sc.send_busy) ad_sub_pump(c);
     }
 }
 

@@ -22,22 +22,12 @@ const hs_rpc_method ad_methods[M_GENERIC] = {
 /* ------------------------------------------------------------------------------------------ */
 /* Call lifecycle.                                                                            */
 
-static bool start_batch(acall *c, const grpc_op *ops, size_t n, tag *t) {
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, t, NULL);
-    if (e != GRPC_CALL_OK) {
-        hs_log(HS_LOG_ERROR, MODULE, "%s: start_batch: error %d",
-               c->m < M_GENERIC ? ad_methods[c->m].path : "?", (int)e);
-        return false;
-    }
-    c->pending++;
-    return true;
-}
-
 static acall *call_new(hs_admin *a, enum method m) {
     acall *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->a = a;
     c->m = m;
+    c->sc.name = m < M_GENERIC ? ad_methods[m].path : "(unknown method)";
     tag *tags[] = {&c->t_new, &c->t_send, &c->t_recv, &c->t_close, &c->t_status};
     enum tag_kind kinds[] = {T_NEW, T_SEND, T_RECV, T_CLOSE, T_STATUS};
     for (int i = 0; i < 5; i++) *tags[i] = (tag){{ad_on_tag}, kinds[i], c};
@@ -67,7 +57,6 @@ static void unsubscribe(hs_admin *a, acall *c) {
 }
 
 static void call_free(acall *c) {
-    assert(c->pending == 0); /* a batch still out would complete into freed memory */
     hs_admin *a = c->a;
     if (c->live) {
         if (c->prev) c->prev->next = c->next;
@@ -78,41 +67,20 @@ static void call_free(acall *c) {
     }
     unsubscribe(a, c);
     if (c->payload) grpc_byte_buffer_destroy(c->payload);
-    if (c->send_bb) grpc_byte_buffer_destroy(c->send_bb);
-    if (c->recv_bb) grpc_byte_buffer_destroy(c->recv_bb);
-    if (c->status_bb) grpc_byte_buffer_destroy(c->status_bb);
     grpc_metadata_array_destroy(&c->md);
     grpc_call_details_destroy(&c->details);
-    if (c->call) grpc_call_unref(c->call);
+    hs_scall_release(&c->sc); /* asserts no batch is out */
     free(c);
 }
 
 void ad_maybe_free(acall *c) {
-    if (c->pending == 0) call_free(c);
+    if (c->sc.pending == 0) call_free(c);
 }
 
 /* Ends a call with a status (and an optional last message). At most once; a send in flight
  * finishes first (one SEND_MESSAGE per call at a time), which on_send notices. */
 void ad_finish_with(acall *c, grpc_status_code code, const char *msg, grpc_byte_buffer *bb) {
-    if (c->finished || c->closed) {
-        if (bb) grpc_byte_buffer_destroy(bb);
-        return;
-    }
-    c->finished = true;
-    grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    if (bb) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = bb;
-        c->status_bb = bb;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = code;
-    ops[n++].data.send_status_from_server.status_details = &details;
-    if (!start_batch(c, ops, n, &c->t_status)) grpc_call_cancel(c->call, NULL);
-    grpc_slice_unref(details); /* not retained past start_batch (grpc.h) */
+    hs_scall_finish(&c->sc, code, msg, bb, &c->t_status);
 }
 
 void ad_finish(acall *c, grpc_status_code code, const char *fmt, ...) {
@@ -127,9 +95,7 @@ void ad_finish(acall *c, grpc_status_code code, const char *fmt, ...) {
 /* Ends a call that may have a send stuck behind flow control (a slow subscriber): the
  * status goes out at once and the pending batches fail. */
 void ad_cut(acall *c, grpc_status_code code, const char *msg) {
-    if (c->finished || c->closed) return;
-    c->finished = true;
-    grpc_call_cancel_with_status(c->call, code, msg, NULL);
+    hs_scall_cut(&c->sc, code, msg);
 }
 
 void ad_reply_pb(acall *c, const ProtobufCMessage *m) {
@@ -138,26 +104,12 @@ void ad_reply_pb(acall *c, const ProtobufCMessage *m) {
 }
 
 void ad_send_msg(acall *c, grpc_byte_buffer *bb, bool more) {
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.flags = more ? GRPC_WRITE_BUFFER_HINT : 0;
-    op.data.send_message.send_message = bb;
-    c->send_bb = bb;
-    if (start_batch(c, &op, 1, &c->t_send)) c->send_busy = true;
-    else {
-        grpc_byte_buffer_destroy(bb);
-        c->send_bb = NULL;
+    if (!hs_scall_send(&c->sc, bb, more, &c->t_send))
         ad_cut(c, GRPC_STATUS_INTERNAL, "send failed");
-    }
 }
 
 static void arm_recv(acall *c) {
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->recv_bb;
-    if (!start_batch(c, &op, 1, &c->t_recv)) ad_cut(c, GRPC_STATUS_INTERNAL, "recv failed");
+    if (!hs_scall_recv(&c->sc, &c->t_recv)) ad_cut(c, GRPC_STATUS_INTERNAL, "recv failed");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -220,19 +172,14 @@ static void start_call(acall *c) {
     if (svc_kind(c->m, &k) && hs_rpc_loop_running(&a->loop) &&
         calls_in_progress(a) < a->cfg.max_calls) {
         ad_stat_add(a, &a->stats.calls);
-        hs_svc_accept(&a->svc, k, c->call, c->payload); /* which owns both from here */
-        c->call = NULL;
+        hs_svc_accept(&a->svc, k, c->sc.call, c->payload); /* which owns both from here */
+        c->sc.call = NULL;
         c->payload = NULL;
         call_free(c);
         return;
     }
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[1].data.recv_close_on_server.cancelled = &c->cancelled;
-    if (!start_batch(c, ops, 2, &c->t_close)) {
-        grpc_call_cancel(c->call, NULL);
+    if (!hs_scall_open(&c->sc, &c->t_close)) {
+        grpc_call_cancel(c->sc.call, NULL);
         ad_maybe_free(c);
         return;
     }
@@ -278,7 +225,8 @@ static void start_call(acall *c) {
 
 static void on_new(acall *c, bool ok) {
     hs_admin *a = c->a;
-    c->pending--;
+    assert(c->sc.pending == 1); /* the request, counted as one (ad_arm) */
+    c->sc.pending--;
     assert(a->n_armed > 0);
     a->n_armed--;
     if (!ok) { /* the server is shutting down */
@@ -290,18 +238,13 @@ static void on_new(acall *c, bool ok) {
 }
 
 static void on_send(acall *c, bool ok) {
-    c->pending--;
-    c->send_busy = false;
-    if (c->send_bb) {
-        grpc_byte_buffer_destroy(c->send_bb);
-        c->send_bb = NULL;
-    }
+    hs_scall_send_done(&c->sc);
     if (ok && c->sending_commit) {
         c->has_delivered = true;
         c->delivered = c->sending_height;
     }
     c->sending_commit = false;
-    if (ok && !c->finished && !c->closed) {
+    if (ok && !c->sc.finished && !c->sc.closed) {
         switch (c->m) {
         case M_LIST: ad_list_pump(c); break;
         case M_SUBSCRIBE: ad_sub_pump(c); break;
@@ -312,17 +255,15 @@ static void on_send(acall *c, bool ok) {
 }
 
 static void on_recv(acall *c, bool ok) {
-    c->pending--;
-    grpc_byte_buffer *bb = c->recv_bb;
-    c->recv_bb = NULL;
+    grpc_byte_buffer *bb = hs_scall_recv_done(&c->sc);
     if (!ok || !bb) {
         /* Half-close, or a cancelled call: RECV_CLOSE_ON_SERVER tells them apart. */
-        if (!c->closed && !grpc_call_failed_before_recv_message(c->call) && ok) {
-            c->half_closed = true;
+        if (!c->sc.closed && !grpc_call_failed_before_recv_message(c->sc.call) && ok) {
+            c->sc.half_closed = true;
             if (c->m == M_SUBMITS) submits_done(c);
-            else if (!c->send_busy) ad_finish_with(c, GRPC_STATUS_OK, "", NULL);
+            else if (!c->sc.send_busy) ad_finish_with(c, GRPC_STATUS_OK, "", NULL);
         }
-    } else if (!c->finished && !c->closed) {
+    } else if (!c->sc.finished && !c->sc.closed) {
         assert(c->m == M_SUBMITS); /* the one client-streaming method left here */
         submits_on_recv(c, bb);
     }
@@ -338,13 +279,12 @@ void ad_on_tag(hs_rpc_tag *base, bool ok) {
     case T_SEND: on_send(c, ok); break;
     case T_RECV: on_recv(c, ok); break;
     case T_CLOSE:
-        c->pending--;
-        c->closed = true;
+        hs_scall_close_done(&c->sc);
         c->waiting = false;
         ad_maybe_free(c);
         break;
     case T_STATUS:
-        c->pending--;
+        hs_scall_status_done(&c->sc);
         ad_maybe_free(c);
         break;
     }
@@ -361,9 +301,9 @@ void ad_arm(hs_admin *a, enum method m) {
     grpc_completion_queue *cq = a->loop.srv.cq;
     grpc_call_error e;
     if (m == M_GENERIC)
-        e = grpc_server_request_call(srv, &c->call, &c->details, &c->md, cq, cq, &c->t_new);
+        e = grpc_server_request_call(srv, &c->sc.call, &c->details, &c->md, cq, cq, &c->t_new);
     else
-        e = grpc_server_request_registered_call(srv, a->rm[m], &c->call, &c->deadline, &c->md,
+        e = grpc_server_request_registered_call(srv, a->rm[m], &c->sc.call, &c->deadline, &c->md,
                                                 ad_methods[m].payload ? &c->payload : NULL, cq,
                                                 cq, &c->t_new);
     if (e != GRPC_CALL_OK) {
@@ -371,6 +311,6 @@ void ad_arm(hs_admin *a, enum method m) {
         call_free(c);
         return;
     }
-    c->pending = 1;
+    c->sc.pending = 1; /* the request counts as one batch until on_new */
     a->n_armed++;
 }

@@ -36,6 +36,7 @@
 #include "net/reflection.h"
 #include "net/loop.h"
 #include "net/rpc.h"
+#include "net/scall.h"
 #include "net/services.h"
 #include "hotstuff/block_tree.h"
 #include "hotstuff/crypto.h"
@@ -103,20 +104,13 @@ typedef struct subscriber {
 typedef struct acall {
     hs_admin *a;
     enum method m;
-    grpc_call *call;
+    hs_scall sc; /* the call and its batches (net/scall.h) */
     gpr_timespec deadline;
     grpc_metadata_array md;
     grpc_call_details details;
     grpc_byte_buffer *payload;
     tag t_new, t_send, t_recv, t_close, t_status;
-    int pending;     /* batches started and not completed */
     bool live;       /* on the live list (accepted, counted in max_calls) */
-    bool finished;   /* status sent, or the call cancelled by us */
-    bool closed;     /* RECV_CLOSE_ON_SERVER completed: nothing more can be sent */
-    bool send_busy;
-    bool half_closed;
-    int cancelled;   /* RECV_CLOSE_ON_SERVER's out-parameter */
-    grpc_byte_buffer *send_bb, *recv_bb, *status_bb;
     struct acall *next, *prev;
     /* ListBlocks */
     uint64_t next_h, end_h;

@@ -219,7 +219,7 @@ static void reply_committed(acall *c, uint64_t height) {
 /* A waiting SubmitTransaction: answered once committed, or at its deadline. */
 void ad_check_wait(acall *c) {
     hs_admin *a = c->a;
-    if (!c->waiting || c->finished || c->closed) return;
+    if (!c->waiting || c->sc.finished || c->sc.closed) return;
     hs_kv_reader r;
     if (ad_snap(a, &r)) {
         uint64_t h;
@@ -284,7 +284,7 @@ void ad_do_submit(acall *c) {
 
 void ad_list_pump(acall *c) {
     hs_admin *a = c->a;
-    if (c->finished || c->closed || c->send_busy) return;
+    if (c->sc.finished || c->sc.closed || c->sc.send_busy) return;
     if (c->next_h > c->end_h) {
         ad_finish_with(c, GRPC_STATUS_OK, "", NULL);
         return;

@@ -149,12 +149,12 @@ void ad_cut_slow(acall *c) {
 
 void ad_sub_pump(acall *c) {
     hs_admin *a = c->a;
-    if (c->finished || c->closed) return;
+    if (c->sc.finished || c->sc.closed) return;
     if (ad_sub_overflowed(a, c->sub)) {
         ad_cut_slow(c);
         return;
     }
-    while (!c->send_busy && !c->finished) {
+    while (!c->sc.send_busy && !c->sc.finished) {
         /* Committed blocks owed from the store come before newer queued events. */
         if (c->want_commit && c->has_target && c->has_next_commit &&
             c->next_commit <= c->commit_target) {

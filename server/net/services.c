@@ -1,11 +1,11 @@
 /* server/net/services.c - see services.h.
  *
- * Each call starts {SEND_INITIAL_METADATA, RECV_CLOSE_ON_SERVER} so its cancellation is always
- * seen, then at most one SEND_MESSAGE and one RECV_MESSAGE at a time, and one status. Every
+ * Each call is an hs_scall (net/scall.h): its batches follow that file's rules, and every
  * later step starts from the completion of an earlier one, so when no batch is pending nothing
  * more can happen and the call is freed.
  */
 #include "net/services.h"
+#include "net/scall.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -26,17 +26,10 @@ typedef struct svc_tag {
 struct hs_svc_call {
     hs_svc_set *set;
     hs_svc_kind kind;
-    grpc_call *call;
+    hs_scall sc;
     hs_reflection_stream *rs;            /* reflection */
     char name[HS_HEALTH_MAX_NAME + 1];   /* Watch: the entry watched */
     int last_status;                     /* Watch: last status sent, -1 before the first */
-    grpc_byte_buffer *recv, *send, *last;
-    int cancelled;
-    int pending;       /* batches started and not completed */
-    bool finished;     /* status sent (or the call cancelled) */
-    bool closed;       /* RECV_CLOSE_ON_SERVER completed: nothing more can be sent */
-    bool send_busy;
-    bool half_closed;
     svc_tag t[S_COUNT];
     hs_svc_call *next, *prev;
 };
@@ -50,82 +43,33 @@ void hs_svc_init(hs_svc_set *s, hs_rpc_loop *loop, hs_health *health,
 }
 
 static void call_free(hs_svc_call *c) {
-    assert(c->pending == 0); /* a batch still out would complete into freed memory */
     hs_svc_set *s = c->set;
     if (c->prev) c->prev->next = c->next;
     else s->live = c->next;
     if (c->next) c->next->prev = c->prev;
     assert(s->n_live > 0);
     s->n_live--;
-    if (c->recv) grpc_byte_buffer_destroy(c->recv);
-    if (c->send) grpc_byte_buffer_destroy(c->send);
-    if (c->last) grpc_byte_buffer_destroy(c->last);
+    hs_scall_release(&c->sc);
     hs_reflection_stream_free(c->rs);
-    grpc_call_unref(c->call);
     free(c);
 }
 
-static bool batch(hs_svc_call *c, const grpc_op *ops, size_t n, enum step st) {
-    grpc_call_error e = grpc_call_start_batch(c->call, ops, n, &c->t[st], NULL);
-    if (e != GRPC_CALL_OK) {
-        hs_log(HS_LOG_ERROR, MODULE, "operator service call: start_batch error %d", (int)e);
-        return false;
-    }
-    c->pending++;
-    return true;
-}
-
-/* Ends the call with a status and an optional last message, once. A failed start cancels. */
 static void finish(hs_svc_call *c, grpc_status_code code, const char *msg,
                    grpc_byte_buffer *bb) {
-    if (c->finished || c->closed) {
-        if (bb) grpc_byte_buffer_destroy(bb);
-        return;
-    }
-    c->finished = true;
-    grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    if (bb) {
-        c->last = bb;
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = bb;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = code;
-    ops[n++].data.send_status_from_server.status_details = &details;
-    if (!batch(c, ops, n, S_STATUS)) grpc_call_cancel(c->call, NULL);
-    grpc_slice_unref(details); /* not retained past start_batch (grpc.h) */
+    hs_scall_finish(&c->sc, code, msg, bb, &c->t[S_STATUS]);
 }
 
 static void send_msg(hs_svc_call *c, grpc_byte_buffer *bb) {
     if (!bb) return finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-    assert(!c->send_busy && !c->send); /* one SEND_MESSAGE at a time */
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_SEND_MESSAGE;
-    op.data.send_message.send_message = bb;
-    c->send = bb;
-    if (batch(c, &op, 1, S_SEND)) {
-        c->send_busy = true;
-    } else {
-        grpc_byte_buffer_destroy(bb);
-        c->send = NULL;
-        grpc_call_cancel(c->call, NULL);
-    }
+    if (!hs_scall_send(&c->sc, bb, false, &c->t[S_SEND])) grpc_call_cancel(c->sc.call, NULL);
 }
 
 static void arm_recv(hs_svc_call *c) {
-    grpc_op op;
-    memset(&op, 0, sizeof op);
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->recv;
-    if (!batch(c, &op, 1, S_RECV)) grpc_call_cancel(c->call, NULL);
+    if (!hs_scall_recv(&c->sc, &c->t[S_RECV])) grpc_call_cancel(c->sc.call, NULL);
 }
 
 static void watch_pump(hs_svc_call *c) {
-    if (c->finished || c->closed || c->send_busy) return;
+    if (c->sc.finished || c->sc.closed || c->sc.send_busy) return;
     int st;
     if (!hs_health_get(c->set->health, c->name, &st)) st = HS_HEALTH_SERVICE_UNKNOWN;
     if (st == c->last_status) return;
@@ -134,16 +78,15 @@ static void watch_pump(hs_svc_call *c) {
 }
 
 static void on_recv(hs_svc_call *c, bool ok) {
-    grpc_byte_buffer *req = c->recv;
-    c->recv = NULL;
+    grpc_byte_buffer *req = hs_scall_recv_done(&c->sc);
     if (!ok || !req) {
         /* A half-close (every request has had its answer once the send in flight is done),
          * or a call that is gone, which RECV_CLOSE_ON_SERVER reports. */
-        if (ok && !c->closed) {
-            c->half_closed = true;
-            if (!c->send_busy) finish(c, GRPC_STATUS_OK, "", NULL);
+        if (ok && !c->sc.closed) {
+            c->sc.half_closed = true;
+            if (!c->sc.send_busy) finish(c, GRPC_STATUS_OK, "", NULL);
         }
-    } else if (!c->finished && !c->closed) {
+    } else if (!c->sc.finished && !c->sc.closed) {
         if (!hs_rpc_loop_running(c->set->loop)) {
             finish(c, GRPC_STATUS_UNAVAILABLE, "shutting down", NULL);
         } else {
@@ -157,28 +100,24 @@ static void on_recv(hs_svc_call *c, bool ok) {
 }
 
 static void on_send(hs_svc_call *c, bool ok) {
-    c->send_busy = false;
-    grpc_byte_buffer_destroy(c->send);
-    c->send = NULL;
-    if (!ok || c->finished || c->closed) return;
+    hs_scall_send_done(&c->sc);
+    if (!ok || c->sc.finished || c->sc.closed) return;
     if (c->kind == HS_SVC_WATCH) watch_pump(c); /* a change while this was in flight */
-    else if (c->half_closed) finish(c, GRPC_STATUS_OK, "", NULL);
+    else if (c->sc.half_closed) finish(c, GRPC_STATUS_OK, "", NULL);
     else arm_recv(c);
 }
 
 static void on_tag(hs_rpc_tag *base, bool ok) {
     svc_tag *t = (svc_tag *)base;
     hs_svc_call *c = t->c;
-    assert(c->pending > 0);
-    c->pending--;
     switch (t->step) {
-    case S_CLOSE: c->closed = true; break;
+    case S_CLOSE: hs_scall_close_done(&c->sc); break;
     case S_RECV: on_recv(c, ok); break;
     case S_SEND: on_send(c, ok); break;
-    case S_STATUS: break;
+    case S_STATUS: hs_scall_status_done(&c->sc); break;
     default: assert(!"unknown step");
     }
-    if (c->pending == 0) call_free(c);
+    if (c->sc.pending == 0) call_free(c);
 }
 
 /* What the call does once its first batch is out. */
@@ -215,19 +154,15 @@ void hs_svc_accept(hs_svc_set *s, hs_svc_kind kind, grpc_call *call,
     }
     c->set = s;
     c->kind = kind;
-    c->call = call;
+    c->sc.call = call;
+    c->sc.name = kind == HS_SVC_REFLECTION ? "reflection" : "health";
     c->last_status = -1;
     for (int i = 0; i < S_COUNT; i++) c->t[i] = (svc_tag){{on_tag}, (enum step)i, c};
     c->next = s->live;
     if (s->live) s->live->prev = c;
     s->live = c;
     s->n_live++;
-    grpc_op ops[2];
-    memset(ops, 0, sizeof ops);
-    ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-    ops[1].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[1].data.recv_close_on_server.cancelled = &c->cancelled;
-    if (!batch(c, ops, 2, S_CLOSE)) {
+    if (!hs_scall_open(&c->sc, &c->t[S_CLOSE])) {
         grpc_call_cancel(call, NULL);
         call_free(c);
     } else {

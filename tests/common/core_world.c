@@ -7,6 +7,7 @@
 #include "core_world.h"
 #include "cu.h"
 #include "hotstuff/log.h"
+#include "samples.h"
 
 
 hs_keypair kps[MAXN];
@@ -15,12 +16,7 @@ hs_validator_set vs1;
 void keys_setup(void) {
     static bool done;
     if (done) return;
-    for (int i = 0; i < MAXN; i++) {
-        uint8_t seed[32] = {0};
-        seed[0] = 0xC0;
-        seed[1] = (uint8_t)(i + 1);
-        CU_ASSERT_FATAL(hs_keypair_from_seed(seed, &kps[i]) == HS_OK);
-    }
+    sample_keys(kps, MAXN, 0xC0);
     for (int i = 0; i < 4; i++) CU_ASSERT_FATAL(hs_vs_put(&vs1, &kps[i].public_key, 1) == HS_OK);
     hs_log_set_level(HS_LOG_ERROR);
     done = true;

@@ -35,18 +35,11 @@
 #include "app/kvapp.h"
 #include "app/kvtx.h"
 #include "replica/transport.h"
+#include "kv_cluster.h"
 #include "mem_network.h"
+#include "tsan_grpc.h"
 
-/* See test_transport.c: Debian's gRPC libraries are not TSan-instrumented, so only reports
- * with a frame inside them are suppressed. Only a TSan build calls this. */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void) {
-    return "race:libgrpc.so\n"
-           "race:libgpr.so\n"
-           "race:libabsl_\n"
-           "called_from_lib:libgrpc.so\n"
-           "called_from_lib:libgpr.so\n";
-}
+HS_TSAN_GRPC_SUPPRESSIONS
 
 #define N 4
 #define TIMEOUT 30000
@@ -54,39 +47,17 @@ const char *__tsan_default_suppressions(void) {
 /* ------------------------------------------------------------------------------------------ */
 /* The cluster.                                                                               */
 
-typedef struct rnode {
-    hs_keypair kp;
-    hs_mem_store *mem;
-    hs_kv_store kv;
-    kvapp *app;
-    hs_app iface;
-    hs_network net;
-    hs_config cfg;
-    hs_replica *replica;
-} rnode;
-
 static struct {
     bool up;
-    tn_hub *hub;
-    rnode n[N];
-    hs_key keys[N];
+    kv_cluster cl;
     pthread_mutex_t mu; /* guards admin against the event forwarder */
     hs_admin *admin;
     atomic_bool blackhole; /* submissions are accepted and then lost (never commit) */
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void keypair(uint8_t fill, hs_keypair *out) {
-    uint8_t seed[32];
-    memset(seed, fill, sizeof seed);
-    hs_keypair_from_seed(seed, out);
-}
-
 /* Every event of replica 0 goes to the admin service, as hotstuffd forwards them. */
-static void on_event(void *ctx, const hs_event *e) {
-    rnode *n = ctx;
-    if (e->type == HS_EV_COMMIT_BLOCK)
-        kvapp_on_commit(n->app, &e->u.commit_block.block, NULL, NULL, NULL, NULL);
-    if (n != &g.n[0]) return;
+static void on_event(kv_node *n, const hs_event *e, void *ctx) {
+    if (n->index != 0) return;
     pthread_mutex_lock(&g.mu);
     if (g.admin) hs_admin_publish_event(g.admin, e);
     pthread_mutex_unlock(&g.mu);
@@ -94,88 +65,33 @@ static void on_event(void *ctx, const hs_event *e) {
 
 static void cluster_up(void) {
     if (g.up) return;
-    hs_crypto_init();
-    hs_validator_set vs0 = {0};
-    for (int i = 0; i < N; i++) {
-        keypair((uint8_t)(0x10 + i), &g.n[i].kp);
-        g.keys[i] = g.n[i].kp.public_key;
-        hs_vs_put(&vs0, &g.keys[i], 1);
-    }
-    g.hub = tn_hub_new(g.keys, N);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(g.hub);
     kvapp_config c = kvapp_config_default();
     c.chain_id = 0; /* hs_config_test_values' chain */
     c.empty_block_wait_ms = 20;
-    for (int i = 0; i < N; i++) {
-        rnode *n = &g.n[i];
-        n->mem = hs_mem_store_new();
-        n->kv = hs_mem_store_kv(n->mem);
-        hs_vss vss;
-        memset(&vss, 0, sizeof vss);
-        vss.committed = vs0;
-        vss.previous = vs0;
-        vss.update_decided = true;
-        hs_app_updates empty = {0};
-        CU_ASSERT_EQUAL_FATAL(hs_replica_initialize(&n->kv, &empty, &vss), HS_OK);
-        n->app = kvapp_new(&c, &n->kv);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(n->app);
-        n->iface = kvapp_app(n->app);
-        CU_ASSERT_FATAL(tn_endpoint(g.hub, &g.keys[i], &n->net));
-        n->cfg = hs_config_test_values(&n->kp);
-        n->cfg.max_view_time_ms = 500;
-        /* Room for proposals that carry transactions when they arrive a view early (the
-         * test values' 1 KiB drops them), and sync soon after a stall, as tests/common/node.c
-         * does. */
-        n->cfg.progress_msg_buffer_capacity = 1u << 20;
-        n->cfg.block_sync_trigger_timeout_ms = 3000;
-        n->cfg.block_sync_server_advertise_time_ms = 1000;
-        hs_replica_spec_builder *b = hs_replica_spec_builder_new();
-        hs_spec_app(b, &n->iface);
-        hs_spec_network(b, &n->net);
-        hs_spec_kv_store(b, &n->kv);
-        hs_spec_configuration(b, &n->cfg);
-        for (int t = 0; t < HS_EV_COUNT; t++) hs_spec_on(b, (hs_event_type)t, on_event, n);
-        hs_replica_spec *spec = NULL;
-        char err[256];
-        CU_ASSERT_EQUAL_FATAL(hs_spec_build(b, &spec, err, sizeof err), HS_OK);
-        hs_replica_spec_builder_free(b);
-        CU_ASSERT_EQUAL_FATAL(hs_replica_start(spec, &n->replica), HS_OK);
-        hs_replica_spec_free(spec);
-    }
-    hs_vs_free(&vs0);
+    kv_cluster_up(&g.cl, N, &c, on_event, NULL);
     g.up = true;
 }
 
 static void cluster_down(void) {
     if (!g.up) return;
-    for (int i = 0; i < N; i++) hs_replica_stop(g.n[i].replica);
-    tn_hub_free(g.hub);
-    for (int i = 0; i < N; i++) {
-        kvapp_free(g.n[i].app);
-        hs_mem_store_free(g.n[i].mem);
-    }
+    kv_cluster_down(&g.cl);
     g.up = false;
 }
 
 static int64_t committed_height(int i) {
-    hs_kv_reader r;
-    if (g.n[i].kv.snapshot(g.n[i].kv.self, &r) != HS_OK) return -2;
-    uint64_t h;
-    hs_status s = hs_bt_highest_committed_height(&r, &h);
-    g.n[i].kv.release_snapshot(g.n[i].kv.self, &r);
-    return s == HS_OK ? (int64_t)h : -1;
+    return kv_committed_height(&g.cl.nodes[i]);
 }
 
 /* ---- the node interface for replica 0 ---- */
 
 static hs_status nd_snapshot(void *ctx, hs_kv_reader *out) {
-    return g.n[0].kv.snapshot(g.n[0].kv.self, out);
+    return g.cl.nodes[0].kv.snapshot(g.cl.nodes[0].kv.self, out);
 }
 static void nd_release(void *ctx, hs_kv_reader *r) {
-    g.n[0].kv.release_snapshot(g.n[0].kv.self, r);
+    g.cl.nodes[0].kv.release_snapshot(g.cl.nodes[0].kv.self, r);
 }
 static void nd_stats(void *ctx, hs_replica_stats *out) {
-    hs_replica_get_stats(g.n[0].replica, out);
+    hs_replica_get_stats(g.cl.nodes[0].replica, out);
 }
 static uint32_t nd_peers(void *ctx) {
     return N - 1;
@@ -183,9 +99,9 @@ static uint32_t nd_peers(void *ctx) {
 /* Admission at replica 0, then "gossip" to the others (no transport here). */
 static int nd_submit(void *ctx, const uint8_t *tx, size_t len, hs_hash *hash, char reason[256]) {
     if (atomic_load(&g.blackhole)) return 0;
-    kvapp_verdict v = kvapp_submit(g.n[0].app, tx, len, hash, reason, 256);
+    kvapp_verdict v = kvapp_submit(g.cl.nodes[0].app, tx, len, hash, reason, 256);
     if (v == KVAPP_ACCEPTED)
-        for (int i = 1; i < N; i++) (void)kvapp_submit(g.n[i].app, tx, len, NULL, NULL, 0);
+        for (int i = 1; i < N; i++) (void)kvapp_submit(g.cl.nodes[i].app, tx, len, NULL, NULL, 0);
     switch (v) {
     case KVAPP_ACCEPTED: return GRPC_STATUS_OK;
     case KVAPP_INVALID: return GRPC_STATUS_INVALID_ARGUMENT;
@@ -208,7 +124,7 @@ static hs_admin_config admin_cfg(void) {
     hs_admin_config c;
     hs_admin_config_defaults(&c);
     c.chain_id = 0;
-    c.key = g.keys[0];
+    c.key = g.cl.keys[0];
     c.list_page = 10;
     c.ready_max_commit_age_ms = 1500;
     return c;
@@ -374,9 +290,9 @@ static grpc_status_code health_check(const char *svc, int *status) {
 static void print_cluster(void) {
     for (int i = 0; i < N; i++) {
         hs_replica_stats st;
-        hs_replica_get_stats(g.n[i].replica, &st);
+        hs_replica_get_stats(g.cl.nodes[i].replica, &st);
         uint32_t mp;
-        kvapp_mempool_stats(g.n[i].app, &mp, NULL);
+        kvapp_mempool_stats(g.cl.nodes[i].app, &mp, NULL);
         fprintf(stderr, "  n%d: height %lld view %llu syncing %d mempool %u\n", i,
                 (long long)committed_height(i), (unsigned long long)st.view, st.syncing, mp);
     }
@@ -401,7 +317,7 @@ static void test_status(void) {
                                 (ProtobufCMessage **)&r, NULL, 5000),
                           GRPC_STATUS_OK);
     CU_ASSERT_EQUAL(r->chain_id, 0);
-    CU_ASSERT(r->key.len == 32 && !memcmp(r->key.data, g.keys[0].b, 32));
+    CU_ASSERT(r->key.len == 32 && !memcmp(r->key.data, g.cl.keys[0].b, 32));
     CU_ASSERT_EQUAL(r->role, HOTSTUFF__V1__ROLE__ROLE_VALIDATOR);
     CU_ASSERT(r->has_committed);
     CU_ASSERT(r->committed_height >= 2);
@@ -643,12 +559,12 @@ static void test_health(void) {
     watch_open(&w, HS_ADMIN_READY_SERVICE);
     CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVING);
     /* Two of four replicas cut off: no quorum, no commits, not ready within the threshold. */
-    tn_set_disconnected(g.hub, &g.keys[2], true);
-    tn_set_disconnected(g.hub, &g.keys[3], true);
+    tn_set_disconnected(g.cl.hub, &g.cl.keys[2], true);
+    tn_set_disconnected(g.cl.hub, &g.cl.keys[3], true);
     CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_NOT_SERVING);
     int64_t stalled = committed_height(0);
-    tn_set_disconnected(g.hub, &g.keys[2], false);
-    tn_set_disconnected(g.hub, &g.keys[3], false);
+    tn_set_disconnected(g.cl.hub, &g.cl.keys[2], false);
+    tn_set_disconnected(g.cl.hub, &g.cl.keys[3], false);
     CU_ASSERT_EQUAL(watch_next(&w), HS_HEALTH_SERVING);
     CU_ASSERT(committed_height(0) > stalled);
     CU_ASSERT_EQUAL(cs_finish(&w, true), GRPC_STATUS_CANCELLED);

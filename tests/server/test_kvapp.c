@@ -11,6 +11,7 @@
 #include "cu.h"
 #include "hotstuff/hotstuff.h"
 #include "app/kvapp.h"
+#include "kv_cluster.h"
 #include "mem_network.h"
 /* The block tree's writers are internal to libhotstuff; these tests build trees with them
  * directly instead of running consensus for every case. */
@@ -30,11 +31,6 @@ typedef struct fixture {
     uint64_t next_view;
 } fixture;
 
-static void keypair(uint8_t fill, hs_keypair *out) {
-    uint8_t seed[32];
-    memset(seed, fill, sizeof seed);
-    hs_keypair_from_seed(seed, out);
-}
 
 static kvapp_config test_config(const fixture *f) {
     kvapp_config c = kvapp_config_default();
@@ -57,10 +53,10 @@ static void fx_init_with(fixture *f, const kvapp_config *cfg) {
     memset(f, 0, sizeof *f);
     hs_crypto_init();
     for (int i = 0; i < 4; i++) {
-        keypair((uint8_t)(0x10 + i), &f->val[i]);
+        kv_keypair((uint8_t)(0x10 + i), &f->val[i]);
         hs_vs_put(&f->vs0, &f->val[i].public_key, 1);
     }
-    keypair(0xAD, &f->admin);
+    kv_keypair(0xAD, &f->admin);
     f->cfg = cfg ? *cfg : test_config(f);
     f->mem = hs_mem_store_new();
     f->kv = hs_mem_store_kv(f->mem);
@@ -84,7 +80,7 @@ static void fx_init_with(fixture *f, const kvapp_config *cfg) {
 static void fx_init(fixture *f) {
     fixture tmp;
     memset(&tmp, 0, sizeof tmp);
-    keypair(0xAD, &tmp.admin);
+    kv_keypair(0xAD, &tmp.admin);
     kvapp_config c = test_config(&tmp);
     fx_init_with(f, &c);
 }
@@ -354,8 +350,8 @@ static void test_admission_validator_updates(void) {
     fixture f;
     fx_init(&f);
     hs_keypair newcomer, stranger;
-    keypair(0x55, &newcomer);
-    keypair(0x66, &stranger);
+    kv_keypair(0x55, &newcomer);
+    kv_keypair(0x66, &stranger);
     hs_validator add = {newcomer.public_key, 3};
 
     tx good = vs_tx(CHAIN, 1, &add, 1, &f.admin);
@@ -449,7 +445,7 @@ static void test_produce_validate_agree(void) {
     fx_init(&f);
     fx_init(&other); /* same genesis, empty mempool: a replica that saw none of the txs */
     hs_keypair newcomer;
-    keypair(0x55, &newcomer);
+    kv_keypair(0x55, &newcomer);
     hs_validator add = {newcomer.public_key, 2};
     tx t[6] = {put_tx(1, "a", "1"), put_tx(2, "b", "2"), del_tx(3, "a"),
                vs_tx(CHAIN, 4, &add, 1, &f.admin), put_tx(5, "c", "3"), put_tx(6, "d", "4")};
@@ -677,7 +673,7 @@ static void test_validate_rejects(void) {
 
     /* Validator-set updates: unsigned, signed by someone else, or emptying the set. */
     hs_keypair stranger;
-    keypair(0x66, &stranger);
+    kv_keypair(0x66, &stranger);
     hs_validator drop = {f.val[0].public_key, 0};
     uint8_t *p;
     size_t len;
@@ -796,7 +792,7 @@ static void test_validator_update_commits(void) {
     fixture f;
     fx_init(&f);
     hs_keypair newcomer;
-    keypair(0x55, &newcomer);
+    kv_keypair(0x55, &newcomer);
     hs_validator ups[2] = {{newcomer.public_key, 5}, {f.val[3].public_key, 0}};
     tx t = vs_tx(CHAIN, 1, ups, 2, &f.admin);
     tx put = put_tx(2, "k", "v"), del = del_tx(3, "g");
@@ -837,94 +833,18 @@ static void test_validator_update_commits(void) {
 
 /* ---- four in-process replicas ---- */
 
-typedef struct rnode {
-    hs_keypair kp;
-    hs_mem_store *mem;
-    hs_kv_store kv;
-    kvapp *app;
-    hs_app iface;
-    hs_network net;
-    hs_config cfg;
-    hs_replica *replica;
-} rnode;
-
-static void on_commit(void *ctx, const hs_event *e) {
-    kvapp_on_commit(ctx, &e->u.commit_block.block, NULL, NULL, NULL, NULL);
-}
-
-static bool committed_value(rnode *n, const char *k, const char *want) {
-    hs_kv_reader snap;
-    if (n->kv.snapshot(n->kv.self, &snap) != HS_OK) return false;
-    hs_bytes v = {0};
-    bool ok = kvapp_read(&snap, (const uint8_t *)k, strlen(k), &v) == HS_OK &&
-              v.len == strlen(want) && !memcmp(v.p, want, v.len);
-    hs_bytes_free(&v);
-    n->kv.release_snapshot(n->kv.self, &snap);
-    return ok;
-}
-
-static bool committed_power(rnode *n, const hs_key *k, uint64_t want) {
-    hs_kv_reader snap;
-    if (n->kv.snapshot(n->kv.self, &snap) != HS_OK) return false;
-    hs_validator_set vs = {0};
-    bool ok = false;
-    if (hs_bt_committed_vs(&snap, &vs) == HS_OK) {
-        int64_t i = hs_vs_find(&vs, k);
-        ok = i >= 0 && vs.v[i].power == want;
-    }
-    hs_vs_free(&vs);
-    n->kv.release_snapshot(n->kv.self, &snap);
-    return ok;
-}
-
 static void test_replicas_commit(void) {
     enum { N = 4 };
-    rnode nodes[N];
-    memset(nodes, 0, sizeof nodes);
-    hs_key keys[N];
-    hs_validator_set vs0 = {0};
     hs_keypair admin;
-    keypair(0xAD, &admin);
-    for (int i = 0; i < N; i++) {
-        keypair((uint8_t)(0x10 + i), &nodes[i].kp);
-        keys[i] = nodes[i].kp.public_key;
-        hs_vs_put(&vs0, &keys[i], 1);
-    }
-    tn_hub *hub = tn_hub_new(keys, N);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(hub);
+    kv_keypair(0xAD, &admin);
     kvapp_config c = kvapp_config_default();
     c.chain_id = 0; /* hs_config_test_values' chain */
     c.has_admin = true;
     c.admin_key = admin.public_key;
-    for (int i = 0; i < N; i++) {
-        rnode *n = &nodes[i];
-        n->mem = hs_mem_store_new();
-        n->kv = hs_mem_store_kv(n->mem);
-        hs_vss vss;
-        memset(&vss, 0, sizeof vss);
-        vss.committed = vs0;
-        vss.previous = vs0;
-        vss.update_decided = true;
-        hs_app_updates empty = {0};
-        CU_ASSERT_EQUAL_FATAL(hs_replica_initialize(&n->kv, &empty, &vss), HS_OK);
-        n->app = kvapp_new(&c, &n->kv);
-        n->iface = kvapp_app(n->app);
-        CU_ASSERT_FATAL(tn_endpoint(hub, &keys[i], &n->net));
-        n->cfg = hs_config_test_values(&n->kp);
-        n->cfg.max_view_time_ms = 500;
-        hs_replica_spec_builder *b = hs_replica_spec_builder_new();
-        hs_spec_app(b, &n->iface);
-        hs_spec_network(b, &n->net);
-        hs_spec_kv_store(b, &n->kv);
-        hs_spec_configuration(b, &n->cfg);
-        hs_spec_on_commit_block(b, on_commit, n->app);
-        hs_replica_spec *spec = NULL;
-        char err[256];
-        CU_ASSERT_EQUAL_FATAL(hs_spec_build(b, &spec, err, sizeof err), HS_OK);
-        hs_replica_spec_builder_free(b);
-        CU_ASSERT_EQUAL_FATAL(hs_replica_start(spec, &n->replica), HS_OK);
-        hs_replica_spec_free(spec);
-    }
+    static kv_cluster cl;
+    kv_cluster_up(&cl, N, &c, NULL, NULL);
+    kv_node *nodes = cl.nodes;
+    const hs_key *keys = cl.keys;
     /* Without a transport there is no gossip: give every transaction to every replica, as
      * gossip would, and let whoever leads include it. */
     tx t[3] = {put_tx(1, "alpha", "1"), put_tx(2, "beta", "2"), del_tx(3, "alpha")};
@@ -935,10 +855,10 @@ static void test_replicas_commit(void) {
             CU_ASSERT_EQUAL(kvapp_submit(nodes[i].app, t[k].p, t[k].len, NULL, NULL, 0),
                             KVAPP_ACCEPTED);
     }
-    bool all = CU_AWAIT(committed_value(&nodes[0], "alpha", "1") &&
-                            committed_value(&nodes[1], "beta", "2") &&
-                            committed_value(&nodes[2], "alpha", "1") &&
-                            committed_value(&nodes[3], "beta", "2"),
+    bool all = CU_AWAIT(kv_committed_value(&nodes[0], "alpha", "1") &&
+                            kv_committed_value(&nodes[1], "beta", "2") &&
+                            kv_committed_value(&nodes[2], "alpha", "1") &&
+                            kv_committed_value(&nodes[3], "beta", "2"),
                         30000);
     CU_ASSERT(all);
     for (int i = 0; i < N; i++) {
@@ -947,12 +867,12 @@ static void test_replicas_commit(void) {
         CU_ASSERT_EQUAL(kvapp_submit(nodes[i].app, vs.p, vs.len, NULL, NULL, 0), KVAPP_ACCEPTED);
     }
     /* The delete commits, and the validator-set update (phased mode) commits and decides. */
-    all = CU_AWAIT(!committed_value(&nodes[0], "alpha", "1") &&
-                       !committed_value(&nodes[3], "alpha", "1") &&
-                       committed_power(&nodes[0], &keys[0], 3) &&
-                       committed_power(&nodes[1], &keys[0], 3) &&
-                       committed_power(&nodes[2], &keys[0], 3) &&
-                       committed_power(&nodes[3], &keys[0], 3),
+    all = CU_AWAIT(!kv_committed_value(&nodes[0], "alpha", "1") &&
+                       !kv_committed_value(&nodes[3], "alpha", "1") &&
+                       kv_committed_power(&nodes[0], &keys[0], 3) &&
+                       kv_committed_power(&nodes[1], &keys[0], 3) &&
+                       kv_committed_power(&nodes[2], &keys[0], 3) &&
+                       kv_committed_power(&nodes[3], &keys[0], 3),
                    30000);
     CU_ASSERT(all);
     /* Each transaction committed once: resubmitting any is refused everywhere, and the
@@ -972,15 +892,9 @@ static void test_replicas_commit(void) {
                            m == 0;
                        }),
                        10000));
-    for (int i = 0; i < N; i++) hs_replica_stop(nodes[i].replica);
-    for (int i = 0; i < N; i++) {
-        kvapp_free(nodes[i].app);
-        hs_mem_store_free(nodes[i].mem);
-    }
-    tn_hub_free(hub);
+    kv_cluster_down(&cl);
     for (int k = 0; k < 3; k++) tx_free(&t[k]);
     tx_free(&vs);
-    hs_vs_free(&vs0);
 }
 
 int main(void) {

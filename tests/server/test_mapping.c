@@ -18,26 +18,12 @@ static void sample_pc(hs_pc *pc, uint32_t n, hs_phase phase) {
 }
 
 static void sample_tc(hs_tc *tc, uint32_t n) {
-    hs_pc pc;
-    sample_pc(&pc, n, HS_PHASE_GENERIC);
-    memset(tc, 0, sizeof *tc);
-    tc->chain_id = 7;
-    tc->view = 99;
-    tc->sigs = pc.sigs; /* ownership moves */
+    sample_tc_at(tc, 7, 99, n);
 }
 
 static void sample_block(hs_block *b, uint64_t height) {
-    memset(b, 0, sizeof *b);
-    b->height = height;
+    sample_block_at(b, height, 4, "\0\1\2", 3);
     memset(b->hash.b, 0x11, HS_HASH_LEN);
-    sample_pc(&b->justify, 4, HS_PHASE_DECIDE);
-    memset(b->data_hash.b, 0x33, HS_HASH_LEN);
-    b->data.n = 3;
-    b->data.items = calloc(3, sizeof(hs_bytes));
-    CU_ASSERT_FATAL(b->data.items != NULL);
-    CU_ASSERT_EQUAL(hs_bytes_set(&b->data.items[0], "datum", 5), HS_OK);
-    CU_ASSERT_EQUAL(hs_bytes_set(&b->data.items[1], "", 0), HS_OK); /* empty datum */
-    CU_ASSERT_EQUAL(hs_bytes_set(&b->data.items[2], "\0\1\2", 3), HS_OK);
 }
 
 /* One sample of each message type (variant picks between shapes of the same type). */

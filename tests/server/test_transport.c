@@ -26,27 +26,14 @@
 
 #include "cu.h"
 #include "samples.h"
+#include "tsan_grpc.h"
 #include "hotstuff/crypto.h"
 #include "hotstuff/log.h"
 #include "hotstuff/messages.h"
 #include "wire/mapping.h"
 #include "replica/transport.h"
 
-/* Debian's libgrpc, libgpr and abseil are not built with -fsanitize=thread, so TSan cannot
- * see the synchronization inside them (absl::Mutex waits on futexes and atomics of its own):
- * every hand-off between two gRPC threads looks like a race, including hand-offs of memory our
- * code wrote before giving it to gRPC (a frame's bytes read by sendmsg on another CQ's thread)
- * or gRPC wrote before giving it to us (status details freed by the CQ thread). These entries
- * hide only reports with a frame inside those libraries; a race between two stacks of our own
- * code is still reported. Only a TSan build calls this. */
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void) {
-    return "race:libgrpc.so\n"
-           "race:libgpr.so\n"
-           "race:libabsl_\n"
-           "called_from_lib:libgrpc.so\n"
-           "called_from_lib:libgpr.so\n";
-}
+HS_TSAN_GRPC_SUPPRESSIONS
 
 #define CHAIN 7
 #define MAX_NODES 4

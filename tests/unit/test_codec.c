@@ -34,24 +34,12 @@ static void sample_pc(hs_pc *pc, uint32_t n, hs_phase phase) {
 }
 
 static void sample_tc(hs_tc *tc, uint32_t n) {
-    hs_pc pc;
-    sample_pc(&pc, n, HS_PHASE_GENERIC);
-    tc->chain_id = 7;
-    tc->view = 99;
-    tc->sigs = pc.sigs; /* ownership moves */
+    sample_tc_at(tc, 7, 99, n);
 }
 
+/* Datums of 5, 0 and 0 bytes; the real hash. */
 static void sample_block(hs_block *b, uint64_t height) {
-    memset(b, 0, sizeof *b);
-    b->height = height;
-    sample_pc(&b->justify, 3, HS_PHASE_DECIDE);
-    memset(b->data_hash.b, 0x33, HS_HASH_LEN);
-    b->data.n = 3;
-    b->data.items = calloc(3, sizeof(hs_bytes));
-    CU_ASSERT_FATAL(b->data.items != NULL);
-    CU_ASSERT_EQUAL(hs_bytes_set(&b->data.items[0], "datum", 5), HS_OK);
-    CU_ASSERT_EQUAL(hs_bytes_set(&b->data.items[1], "", 0), HS_OK);
-    /* items[2] stays {0}: empty too */
+    sample_block_at(b, height, 3, "", 0);
     CU_ASSERT_EQUAL(hs_block_compute_hash(b, &b->hash), HS_OK);
 }
 

@@ -23,6 +23,7 @@
 #include "hotstuff/store.h"
 #include "safety.h"
 #include "safety_fx.h"
+#include "samples.h"
 
 #define NKEYS 6
 #define CHAIN 11
@@ -34,12 +35,7 @@ static hs_validator_set vs2; /* vs1 + kps[4] power 1: vs1 with V's pending updat
 static void keys_setup(void) {
     static bool done;
     if (done) return;
-    for (int i = 0; i < NKEYS; i++) {
-        uint8_t seed[32] = {0};
-        seed[0] = 0x5A;
-        seed[1] = (uint8_t)(i + 1);
-        CU_ASSERT_FATAL(hs_keypair_from_seed(seed, &kps[i]) == HS_OK);
-    }
+    sample_keys(kps, NKEYS, 0x5A);
     for (int i = 0; i < 4; i++) CU_ASSERT_FATAL(hs_vs_put(&vs1, &kps[i].public_key, 1) == HS_OK);
     CU_ASSERT_FATAL(hs_vs_copy(&vs2, &vs1) == HS_OK);
     CU_ASSERT_FATAL(hs_vs_put(&vs2, &kps[4].public_key, 1) == HS_OK);
