@@ -503,16 +503,9 @@ static hs_status view_collect(hs_app_view *v, const hs_hash *parent) {
         if (st == HS_OK) st = view_push(v, &cap, &u);
         hs_app_updates_free(&u);
         if (st != HS_OK && st != HS_NOT_FOUND) return st;
-        hs_pc j = {0};
-        st = hs_bt_block_justify(r, &cur, &j);
-        if (st == HS_NOT_FOUND) st = corrupt("block justify (missing)", &cur);
-        if (st != HS_OK) return st;
-        bool genesis = hs_pc_is_genesis(&j);
-        hs_hash next = j.block;
-        hs_pc_free(&j);
+        bool genesis;
+        if ((st = bt_step_down(r, &cur, &genesis, "block justify (missing)")) != HS_OK) return st;
         if (genesis) return HS_OK;
-        if (hash_eq(&next, &cur)) return corrupt("block justify (self link)", &cur);
-        cur = next;
     }
 }
 

@@ -230,4 +230,22 @@ static inline void hash_vec_free(hash_vec *a) {
     *a = (hash_vec){0};
 }
 
+/* One step down the justify chain: *cur becomes the block its justify names, and *genesis
+ * says the justify was the genesis PC (then *cur is left alone). `missing` names a lost justify
+ * in the corruption log; a self link is corruption too (a walk would never end). */
+static inline hs_status bt_step_down(const hs_kv_reader *r, hs_hash *cur, bool *genesis,
+                                     const char *missing) {
+    hs_pc j = {0};
+    hs_status st = hs_bt_block_justify(r, cur, &j);
+    if (st == HS_NOT_FOUND) st = corrupt(missing, cur);
+    if (st != HS_OK) return st;
+    *genesis = hs_pc_is_genesis(&j);
+    hs_hash next = j.block;
+    hs_pc_free(&j);
+    if (*genesis) return HS_OK;
+    if (hash_eq(&next, cur)) return corrupt("block justify (self link)", cur);
+    *cur = next;
+    return HS_OK;
+}
+
 #endif

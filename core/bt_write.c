@@ -421,16 +421,10 @@ static hs_status uncommitted_chain(const upd *u, const hs_hash *b, hash_vec *out
         if (st != HS_OK) return st;
         if (has_hcb && height <= hcb_height) return HS_OK;
         if ((st = hash_vec_push(out, &cur)) != HS_OK) return st;
-        hs_pc j = {0};
-        st = hs_bt_block_justify(&u->r, &cur, &j);
-        if (st == HS_NOT_FOUND) st = corrupt("block justify (missing while committing)", &cur);
+        bool genesis;
+        st = bt_step_down(&u->r, &cur, &genesis, "block justify (missing while committing)");
         if (st != HS_OK) return st;
-        bool genesis = hs_pc_is_genesis(&j);
-        hs_hash next = j.block;
-        hs_pc_free(&j);
         if (genesis) return HS_OK;
-        if (hash_eq(&next, &cur)) return corrupt("block justify (self link)", &cur);
-        cur = next;
     }
 }
 

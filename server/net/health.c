@@ -1,6 +1,7 @@
 /* server/net/health.c - see health.h. One mutex guards the table; it is touched a few
  * times per second at most, so nothing finer is worth it. */
 #include "net/health.h"
+#include "net/pb.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -90,13 +91,9 @@ uint64_t hs_health_version(hs_health *h) {
 bool hs_health_parse_request(grpc_byte_buffer *req, char name[HS_HEALTH_MAX_NAME + 1]) {
     name[0] = 0;
     if (!req) return true; /* an empty message is service "" */
-    grpc_byte_buffer_reader r;
-    if (!grpc_byte_buffer_reader_init(&r, req)) return false;
-    grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-    grpc_byte_buffer_reader_destroy(&r);
-    Grpc__Health__V1__HealthCheckRequest *m = grpc__health__v1__health_check_request__unpack(
-        NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-    grpc_slice_unref(s);
+    Grpc__Health__V1__HealthCheckRequest *m =
+        (Grpc__Health__V1__HealthCheckRequest *)hs_pb_unpack(
+            &grpc__health__v1__health_check_request__descriptor, req);
     if (!m) return false;
     bool ok = !m->service || strlen(m->service) <= HS_HEALTH_MAX_NAME;
     if (ok && m->service) strcpy(name, m->service);
@@ -107,12 +104,7 @@ bool hs_health_parse_request(grpc_byte_buffer *req, char name[HS_HEALTH_MAX_NAME
 grpc_byte_buffer *hs_health_response(int status) {
     Grpc__Health__V1__HealthCheckResponse m = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
     m.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
-    size_t n = grpc__health__v1__health_check_response__get_packed_size(&m);
-    grpc_slice s = grpc_slice_malloc(n);
-    grpc__health__v1__health_check_response__pack(&m, GRPC_SLICE_START_PTR(s));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-    grpc_slice_unref(s);
-    return bb;
+    return hs_pb_pack(&m.base);
 }
 
 grpc_status_code hs_health_check_reply(hs_health *h, grpc_byte_buffer *req,

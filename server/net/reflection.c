@@ -16,6 +16,7 @@
 #include <grpc/slice.h>
 
 #include "google/protobuf/descriptor.pb-c.h"
+#include "net/pb.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
 
 typedef struct rfile {
@@ -246,30 +247,11 @@ static void collect(const hs_reflection *r, hs_reflection_stream *s, int f, bool
     for (size_t i = 0; i < r->files[f].n_deps; i++) collect(r, s, r->files[f].deps[i], false, out, n);
 }
 
-static grpc_byte_buffer *pack(const ProtobufCMessage *m) {
-    size_t n = protobuf_c_message_get_packed_size(m);
-    grpc_slice sl = grpc_slice_malloc(n);
-    protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(sl));
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&sl, 1);
-    grpc_slice_unref(sl);
-    return bb;
-}
-
-static Grpc__Reflection__V1alpha__ServerReflectionRequest *unpack_req(grpc_byte_buffer *req) {
-    grpc_byte_buffer_reader rd;
-    if (!req || !grpc_byte_buffer_reader_init(&rd, req)) return NULL;
-    grpc_slice sl = grpc_byte_buffer_reader_readall(&rd);
-    grpc_byte_buffer_reader_destroy(&rd);
-    Grpc__Reflection__V1alpha__ServerReflectionRequest *m =
-        grpc__reflection__v1alpha__server_reflection_request__unpack(
-            NULL, GRPC_SLICE_LENGTH(sl), GRPC_SLICE_START_PTR(sl));
-    grpc_slice_unref(sl);
-    return m;
-}
-
 grpc_byte_buffer *hs_reflection_answer(const hs_reflection *r, hs_reflection_stream *s,
                                        grpc_byte_buffer *req) {
-    Grpc__Reflection__V1alpha__ServerReflectionRequest *q = unpack_req(req);
+    Grpc__Reflection__V1alpha__ServerReflectionRequest *q =
+        (Grpc__Reflection__V1alpha__ServerReflectionRequest *)hs_pb_unpack(
+            &grpc__reflection__v1alpha__server_reflection_request__descriptor, req);
     if (!q) return NULL;
     Grpc__Reflection__V1alpha__ServerReflectionResponse resp =
         GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_RESPONSE__INIT;
@@ -334,7 +316,7 @@ grpc_byte_buffer *hs_reflection_answer(const hs_reflection *r, hs_reflection_str
             resp.error_response = &err;
         }
     }
-    out = pack(&resp.base);
+    out = hs_pb_pack(&resp.base);
 done:
     free(files);
     free(svc);

@@ -38,16 +38,8 @@ int leader_of(const hs_validator_set *vs, uint64_t view) {
 
 /* Bit i of `who` selects the validator at position i of `vs` (sorted order). */
 void make_pc(hs_pc *pc, uint64_t view, const hs_hash *block, hs_phase phase,
-                    const hs_validator_set *vs, unsigned who) {
-    *pc = (hs_pc){.chain_id = CHAIN, .view = view, .block = *block, .phase = phase};
-    uint8_t msg[HS_VOTE_MSG_LEN];
-    hs_phase_vote_bytes(CHAIN, view, block, phase, msg);
-    CU_ASSERT_FATAL(hs_sigset_init(&pc->sigs, vs->n) == HS_OK);
-    for (uint32_t i = 0; i < vs->n; i++) {
-        if (!(who & (1u << i))) continue;
-        pc->sigs.slots[i].present = true;
-        hs_sign(&kps[key_index(&vs->v[i].key)], msg, sizeof msg, &pc->sigs.slots[i].sig);
-    }
+             const hs_validator_set *vs, unsigned who) {
+    signed_pc(pc, CHAIN, view, block, phase, vs, who, kps, MAXN);
 }
 
 void make_tc(hs_tc *tc, uint64_t view, unsigned who) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cu.h"
+#include "hotstuff/messages.h"
 
 void sample_pc_at(hs_pc *pc, uint64_t chain, uint64_t view, uint32_t n, hs_phase phase) {
     memset(pc, 0, sizeof *pc);
@@ -48,5 +49,21 @@ void sample_keys(hs_keypair *kps, int n, uint8_t tag) {
         seed[0] = tag;
         seed[1] = (uint8_t)(i + 1);
         CU_ASSERT_FATAL(hs_keypair_from_seed(seed, &kps[i]) == HS_OK);
+    }
+}
+
+void signed_pc(hs_pc *pc, uint64_t chain, uint64_t view, const hs_hash *block, hs_phase phase,
+               const hs_validator_set *vs, unsigned who, const hs_keypair *kps, int n) {
+    *pc = (hs_pc){.chain_id = chain, .view = view, .block = *block, .phase = phase};
+    uint8_t msg[HS_VOTE_MSG_LEN];
+    hs_phase_vote_bytes(chain, view, block, phase, msg);
+    CU_ASSERT_FATAL(hs_sigset_init(&pc->sigs, vs->n) == HS_OK);
+    for (uint32_t i = 0; i < vs->n; i++) {
+        if (!(who & (1u << i))) continue;
+        int k = 0;
+        while (k < n && memcmp(kps[k].public_key.b, vs->v[i].key.b, HS_KEY_LEN) != 0) k++;
+        CU_ASSERT_FATAL(k < n); /* a validator the test has no key for */
+        pc->sigs.slots[i].present = true;
+        hs_sign(&kps[k], msg, sizeof msg, &pc->sigs.slots[i].sig);
     }
 }

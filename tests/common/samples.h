@@ -19,6 +19,10 @@ void sample_tc_at(hs_tc *tc, uint64_t chain, uint64_t view, uint32_t n);
  * left zero: callers set it (or compute it). */
 void sample_block_at(hs_block *b, uint64_t height, uint32_t justify_slots, const void *third,
                      size_t third_len);
+/* A PC over (chain, view, block, phase) really signed: slot i of vs is signed when bit i of
+ * `who` is set, with the key pair among kps[0..n) whose public key it names. */
+void signed_pc(hs_pc *pc, uint64_t chain, uint64_t view, const hs_hash *block, hs_phase phase,
+               const hs_validator_set *vs, unsigned who, const hs_keypair *kps, int n);
 /* n keypairs from the seeds {tag, i + 1, 0, ...}: the same keys in every run. */
 void sample_keys(hs_keypair *kps, int n, uint8_t tag);
 

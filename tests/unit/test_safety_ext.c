@@ -42,26 +42,12 @@ static void keys_setup(void) {
     done = true;
 }
 
-static const hs_keypair *kp_of(const hs_key *k) {
-    for (int i = 0; i < NKEYS; i++)
-        if (memcmp(kps[i].public_key.b, k->b, HS_KEY_LEN) == 0) return &kps[i];
-    return NULL;
-}
-
 #define ALL 0xFFu
 
 /* A PC over (CHAIN, view, block, phase) with the slots of `vs` whose bit is set in `who`. */
 static void make_pc_by(hs_pc *pc, uint64_t view, const hs_hash *block, hs_phase phase,
                        const hs_validator_set *vs, unsigned who) {
-    *pc = (hs_pc){.chain_id = CHAIN, .view = view, .block = *block, .phase = phase};
-    uint8_t msg[HS_VOTE_MSG_LEN];
-    hs_phase_vote_bytes(CHAIN, view, block, phase, msg);
-    CU_ASSERT_FATAL(hs_sigset_init(&pc->sigs, vs->n) == HS_OK);
-    for (uint32_t i = 0; i < vs->n; i++) {
-        if (!(who & (1u << i))) continue;
-        pc->sigs.slots[i].present = true;
-        hs_sign(kp_of(&vs->v[i].key), msg, sizeof msg, &pc->sigs.slots[i].sig);
-    }
+    signed_pc(pc, CHAIN, view, block, phase, vs, who, kps, NKEYS);
 }
 
 static void make_pc(hs_pc *pc, uint64_t view, const hs_hash *block, hs_phase phase) {
