@@ -4,8 +4,10 @@
  * with a kernel-chosen port and is stopped and started again while the replicas run (the
  * event forwarder reads the current admin pointer under a mutex, as hotstuffd must).
  *
- * The client is a small C core client (one pluck CQ per call). Every wait is a CU_AWAIT or a
- * bounded pluck; nothing sleeps for a fixed time.
+ * The client is net/call.h's (one pluck CQ per call); the replicas are tests/common/server/
+ * kv_cluster.h's. Every wait is a CU_AWAIT or a bounded pluck; nothing sleeps for a fixed time.
+ * Longer than 800 lines on purpose: one suite per admin method against the one running
+ * cluster, which takes seconds to start and is shared by every test.
  */
 #include <pthread.h>
 #include <stdatomic.h>

@@ -7,6 +7,8 @@
  * fail, and Byzantine replicas attack. Then every fault heals at once, crashed replicas
  * restart, and every honest replica must commit a block above the highest committed height
  * of that moment within --liveness-ms of virtual time. Safety is checked after every step.
+ * Longer than 800 lines on purpose: the world's event loop and its faults are one state
+ * machine; the apps, Byzantine strategies and checks are in files of their own.
  */
 #include <math.h>
 #include <stdarg.h>

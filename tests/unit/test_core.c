@@ -18,7 +18,10 @@
  *
  * Two more tests guard against what a first version of fixes 2b and 2c let through: the lock
  * moving back on a re-proposal (fixed by monotonic locking, safety.c hs_pc_to_lock) and a
- * Decide PC certified by the pending update's own new validator (2c was reverted). */
+ * Decide PC certified by the pending update's own new validator (2c was reverted).
+ *
+ * Longer than 800 lines on purpose: one regression scenario per fix, each a short story in
+ * views; the list above is their index. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
