@@ -140,22 +140,23 @@ static void begin(hs_svc_call *c, grpc_byte_buffer *payload) {
         c->rs = hs_reflection_stream_new(s->refl);
         if (!c->rs) return finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         return arm_recv(c);
+    case HS_SVC_REPLY: assert(!"replies start in hs_svc_reply"); break;
     }
 }
 
-void hs_svc_accept(hs_svc_set *s, hs_svc_kind kind, grpc_call *call,
-                   grpc_byte_buffer *payload) {
+/* A call of the set with its first batch out, or NULL (then call is cancelled and released). */
+static hs_svc_call *call_open(hs_svc_set *s, hs_svc_kind kind, grpc_call *call,
+                              const char *name) {
     hs_svc_call *c = calloc(1, sizeof *c);
     if (!c) {
-        if (payload) grpc_byte_buffer_destroy(payload);
         grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
         grpc_call_unref(call);
-        return;
+        return NULL;
     }
     c->set = s;
     c->kind = kind;
     c->sc.call = call;
-    c->sc.name = kind == HS_SVC_REFLECTION ? "reflection" : "health";
+    c->sc.name = name;
     c->last_status = -1;
     for (int i = 0; i < S_COUNT; i++) c->t[i] = (svc_tag){{on_tag}, (enum step)i, c};
     c->next = s->live;
@@ -165,10 +166,24 @@ void hs_svc_accept(hs_svc_set *s, hs_svc_kind kind, grpc_call *call,
     if (!hs_scall_open(&c->sc, &c->t[S_CLOSE])) {
         grpc_call_cancel(call, NULL);
         call_free(c);
-    } else {
-        begin(c, payload);
+        return NULL;
     }
+    return c;
+}
+
+void hs_svc_accept(hs_svc_set *s, hs_svc_kind kind, grpc_call *call,
+                   grpc_byte_buffer *payload) {
+    assert(kind != HS_SVC_REPLY); /* hs_svc_reply */
+    hs_svc_call *c = call_open(s, kind, call, kind == HS_SVC_REFLECTION ? "reflection" : "health");
+    if (c) begin(c, payload);
     if (payload) grpc_byte_buffer_destroy(payload);
+}
+
+void hs_svc_reply(hs_svc_set *s, grpc_call *call, grpc_byte_buffer *reply,
+                  grpc_status_code code, const char *msg) {
+    hs_svc_call *c = call_open(s, HS_SVC_REPLY, call, "reply");
+    if (c) finish(c, code, msg, reply);
+    else if (reply) grpc_byte_buffer_destroy(reply);
 }
 
 void hs_svc_pump(hs_svc_set *s) {

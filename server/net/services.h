@@ -9,6 +9,7 @@
  *   Watch       the entry's status at once (SERVICE_UNKNOWN for an unknown one), then again
  *               each time it changes (hs_svc_pump), until the client leaves or stop cancels.
  *   reflection  one answer per request, in order; OK after the client half-closes.
+ *   reply       hs_svc_reply: a port's own unary answer, sent and forgotten.
  * Calls that arrive after stop began end UNAVAILABLE; malformed requests INVALID_ARGUMENT.
  *
  * Ownership: the set borrows its loop, health table and reflection index, which outlive it.
@@ -26,7 +27,12 @@
 #include "net/loop.h"
 #include "net/reflection.h"
 
-typedef enum hs_svc_kind { HS_SVC_CHECK, HS_SVC_WATCH, HS_SVC_REFLECTION } hs_svc_kind;
+typedef enum hs_svc_kind {
+    HS_SVC_CHECK,
+    HS_SVC_WATCH,
+    HS_SVC_REFLECTION,
+    HS_SVC_REPLY, /* a unary answer a port made itself (hs_svc_reply) */
+} hs_svc_kind;
 
 typedef struct hs_svc_call hs_svc_call;
 
@@ -44,6 +50,11 @@ void hs_svc_init(hs_svc_set *s, hs_rpc_loop *loop, hs_health *health,
 /* Loop thread: takes over call (a server call with no batch started) and payload (the request
  * of Check and Watch; NULL for reflection), whatever happens. */
 void hs_svc_accept(hs_svc_set *s, hs_svc_kind kind, grpc_call *call, grpc_byte_buffer *payload);
+/* Loop thread: answers call (a server call with no batch started) with reply (may be NULL;
+ * taken) and a status, then forgets it: the one-shot replies of a port's own unary methods
+ * (the replica port's SubmitTransaction, UNIMPLEMENTED for unknown methods). */
+void hs_svc_reply(hs_svc_set *s, grpc_call *call, grpc_byte_buffer *reply,
+                  grpc_status_code code, const char *msg);
 /* Loop thread: after the health table may have changed, each Watch sends the new status. */
 void hs_svc_pump(hs_svc_set *s);
 static inline size_t hs_svc_live(const hs_svc_set *s) {

@@ -104,7 +104,6 @@ enum tag_kind {
     TAG_S_SEND,
     TAG_S_MD,       /* stream we dialed: initial metadata both ways */
     TAG_S_STATUS,   /* stream we accepted: SEND_STATUS_FROM_SERVER after a half-close */
-    TAG_UNARY_DONE, /* a unary reply (SubmitTransaction, UNIMPLEMENTED) finished */
 };
 
 typedef struct tag {
@@ -208,13 +207,6 @@ typedef struct acceptor {
     grpc_byte_buffer *payload;  /* SubmitTransaction, health Check and Watch */
 } acceptor;
 
-typedef struct unary {
-    tag t;
-    hs_transport *tp;
-    grpc_call *call;
-    grpc_byte_buffer *reply;
-    int cancelled;
-} unary;
 
 struct hs_transport {
     hs_transport_config cfg; /* cfg.peers points at nothing after start: use peers[] */
@@ -233,8 +225,7 @@ struct hs_transport {
     /* CQ thread only. */
     stream *streams;
     size_t n_handshaking_inbound;
-    size_t n_unary;  /* unary replies in progress */
-    hs_svc_set svc;  /* health and reflection calls (net/services.h) */
+    hs_svc_set svc;  /* health, reflection and unary replies (net/services.h) */
     atomic_bool resume_recv;
 
     /* Outboxes, stats and the tx handler. */
@@ -309,7 +300,6 @@ void tp_dial(hs_transport *t, peer *p);
 /* service.c */
 extern const hs_rpc_method tp_methods[ACCEPT_GENERIC];
 void tp_acceptor_arm(hs_transport *t, acceptor *a);
-void tp_on_unary_done(unary *u);
 void tp_on_accept(acceptor *a, bool ok);
 
 #endif

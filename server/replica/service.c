@@ -79,51 +79,7 @@ static void accept_stream(hs_transport *t, grpc_call *call) {
 /* Replies to a unary call with an optional message and a status, then forgets it. */
 static void unary_reply(hs_transport *t, grpc_call *call, grpc_byte_buffer *reply,
                         grpc_status_code code, const char *msg) {
-    unary *u = calloc(1, sizeof *u);
-    if (!u) {
-        if (reply) grpc_byte_buffer_destroy(reply);
-        grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL);
-        grpc_call_unref(call);
-        return;
-    }
-    u->t = TP_TAG(TAG_UNARY_DONE, u);
-    u->tp = t;
-    u->call = call;
-    u->reply = reply;
-    grpc_slice details = grpc_slice_from_copied_string(msg ? msg : "");
-    grpc_op ops[4];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (reply) {
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = reply;
-    }
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = code;
-    ops[n++].data.send_status_from_server.status_details = &details;
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n++].data.recv_close_on_server.cancelled = &u->cancelled;
-    grpc_call_error e = grpc_call_start_batch(call, ops, n, &u->t, NULL);
-    grpc_slice_unref(details); /* not retained past start_batch */
-    if (e != GRPC_CALL_OK) {
-        hs_log(HS_LOG_ERROR, MODULE, "unary reply failed: %d", (int)e);
-        grpc_call_cancel(call, NULL);
-        if (reply) grpc_byte_buffer_destroy(reply);
-        grpc_call_unref(call);
-        free(u);
-        return;
-    }
-    t->n_unary++;
-}
-
-void tp_on_unary_done(unary *u) {
-    hs_transport *t = u->tp;
-    if (u->reply) grpc_byte_buffer_destroy(u->reply);
-    grpc_call_unref(u->call);
-    free(u);
-    assert(t->n_unary > 0);
-    t->n_unary--;
+    hs_svc_reply(&t->svc, call, reply, code, msg ? msg : "");
 }
 
 static void handle_submit(hs_transport *t, grpc_call *call, grpc_byte_buffer *payload) {

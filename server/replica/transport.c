@@ -136,7 +136,7 @@ static void on_cancel(void *ctx) {
 
 static bool idle(void *ctx) {
     hs_transport *t = ctx;
-    if (t->streams || t->n_unary || hs_svc_live(&t->svc)) return false;
+    if (t->streams || hs_svc_live(&t->svc)) return false;
     for (int i = 0; i < ACCEPT_COUNT; i++)
         if (t->acc[i].armed) return false;
     return true;
@@ -170,7 +170,6 @@ static uint64_t on_timers(void *ctx, uint64_t now) {
 void tp_on_tag(hs_rpc_tag *base, bool ok) {
     tag *tg = (tag *)base;
     if (tg->kind == TAG_ACCEPT) return tp_on_accept(tg->owner, ok);
-    if (tg->kind == TAG_UNARY_DONE) return tp_on_unary_done(tg->owner);
     stream *s = tg->owner;
     assert(s->pending > 0);
     s->pending--;

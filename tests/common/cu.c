@@ -2,12 +2,15 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cu_run(const char *suite_name, const cu_test *tests) {
     if (CU_initialize_registry() != CUE_SUCCESS) return 2;
     CU_pSuite suite = CU_add_suite(suite_name, NULL, NULL);
     if (!suite) return 2;
+    const char *only = getenv("HS_TEST_ONLY");
     for (const cu_test *t = tests; t->name; t++) {
+        if (only && !strstr(t->name, only)) continue;
         if (!CU_add_test(suite, t->name, t->fn)) return 2;
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);

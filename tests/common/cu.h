@@ -18,6 +18,8 @@ typedef struct cu_test {
     void (*fn)(void);
 } cu_test;
 
+/* Runs tests (up to the {NULL, NULL} entry) as one suite; with HS_TEST_ONLY=<substring> in
+ * the environment only the tests whose names contain it (a debugging aid). 0 when all pass. */
 int cu_run(const char *suite, const cu_test *tests);
 
 /* Monotonic milliseconds, for awaiting conditions with a timeout (never for pacing a test). */

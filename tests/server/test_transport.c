@@ -444,10 +444,6 @@ static void test_stop_wakes_recv(void) {
     CU_ASSERT_EQUAL((hs_status)(intptr_t)rc, HS_ERR_CLOSED);
 }
 
-static void quiet_logs(void) {
-    hs_log_set_level(getenv("HS_TEST_VERBOSE") ? HS_LOG_DEBUG : HS_LOG_ERROR);
-}
-
 static const cu_test all_tests[] = {
     {"frames encode the same in both directions", test_frames_are_the_same_both_ways},
     {"bad configurations are refused", test_bad_configs_are_refused},
@@ -461,19 +457,5 @@ static const cu_test all_tests[] = {
 };
 
 int main(void) {
-    quiet_logs();
-    grpc_init(); /* the raw clients */
-    /* HS_TEST_ONLY=<substring> runs the matching tests only (debugging aid). */
-    static cu_test picked[16];
-    const cu_test *tests = all_tests;
-    const char *only = getenv("HS_TEST_ONLY");
-    if (only) {
-        size_t k = 0;
-        for (const cu_test *t = all_tests; t->name && k < 15; t++)
-            if (strstr(t->name, only)) picked[k++] = *t;
-        tests = picked;
-    }
-    int rc = cu_run("transport", tests);
-    grpc_shutdown();
-    return rc;
+    return cl_main("transport", all_tests);
 }

@@ -385,10 +385,6 @@ static void test_handshake_bound(void) {
     cl_stop(&cl);
 }
 
-static void quiet_logs(void) {
-    hs_log_set_level(getenv("HS_TEST_VERBOSE") ? HS_LOG_DEBUG : HS_LOG_ERROR);
-}
-
 static const cu_test all_tests[] = {
     {"(c) hostile peers are refused, others unaffected", test_hostile_peers_are_refused},
     {"(d) a peer that never reads only fills its outbox", test_slow_peer_fills_its_outbox_only},
@@ -399,19 +395,5 @@ static const cu_test all_tests[] = {
 };
 
 int main(void) {
-    quiet_logs();
-    grpc_init(); /* the raw clients */
-    /* HS_TEST_ONLY=<substring> runs the matching tests only (debugging aid). */
-    static cu_test picked[16];
-    const cu_test *tests = all_tests;
-    const char *only = getenv("HS_TEST_ONLY");
-    if (only) {
-        size_t k = 0;
-        for (const cu_test *t = all_tests; t->name && k < 15; t++)
-            if (strstr(t->name, only)) picked[k++] = *t;
-        tests = picked;
-    }
-    int rc = cu_run("transport_peers", tests);
-    grpc_shutdown();
-    return rc;
+    return cl_main("transport_peers", all_tests);
 }

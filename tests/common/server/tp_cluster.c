@@ -19,6 +19,7 @@
 #include "cu.h"
 #include "samples.h"
 #include "hotstuff/crypto.h"
+#include "hotstuff/log.h"
 #include "wire/mapping.h"
 
 /* ---- sample messages ---- */
@@ -562,3 +563,11 @@ bool raw_send_msg(raw *r, const hs_msg *m) {
     return ok;
 }
 
+
+int cl_main(const char *suite, const cu_test *tests) {
+    hs_log_set_level(getenv("HS_TEST_VERBOSE") ? HS_LOG_DEBUG : HS_LOG_ERROR);
+    grpc_init();
+    int rc = cu_run(suite, tests);
+    grpc_shutdown();
+    return rc;
+}

@@ -18,6 +18,7 @@
 
 #include <grpc/grpc.h>
 
+#include "cu.h"
 #include "hotstuff/v1/replica.pb-c.h"
 #include "hotstuff/messages.h"
 #include "replica/transport.h"
@@ -25,6 +26,10 @@
 #define CHAIN 7
 #define MAX_NODES 4
 #define MAX_RAW 2
+
+/* A test program's main: quiet logs (HS_TEST_VERBOSE=1 for all), gRPC for the raw peers,
+ * then cu_run. */
+int cl_main(const char *suite, const cu_test *tests);
 
 /* ---- sample messages ---- */
 
