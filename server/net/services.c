@@ -72,7 +72,13 @@ static void watch_pump(hs_svc_call *c) {
     if (c->sc.finished || c->sc.closed || c->sc.send_busy) return;
     int st;
     if (!hs_health_get(c->set->health, c->name, &st)) st = HS_HEALTH_SERVICE_UNKNOWN;
-    if (st == c->last_status) return;
+    if (st == c->last_status) {
+        /* Stopping, and the watcher has heard the last status: end the stream cleanly, after
+         * that message, rather than leave it to the cancellation. */
+        if (!hs_rpc_loop_running(c->set->loop))
+            finish(c, GRPC_STATUS_UNAVAILABLE, "shutting down", NULL);
+        return;
+    }
     c->last_status = st;
     send_msg(c, hs_health_response(st));
 }
@@ -184,6 +190,16 @@ void hs_svc_reply(hs_svc_set *s, grpc_call *call, grpc_byte_buffer *reply,
     hs_svc_call *c = call_open(s, HS_SVC_REPLY, call, "reply");
     if (c) finish(c, code, msg, reply);
     else if (reply) grpc_byte_buffer_destroy(reply);
+}
+
+bool hs_svc_flushed(const hs_svc_set *s) {
+    for (const hs_svc_call *c = s->live; c; c = c->next) {
+        if (c->sc.send_busy) return false;
+        /* A Watch is done once its status is out: finished, and no batch but the close left. */
+        if (c->kind == HS_SVC_WATCH && !c->sc.closed && (!c->sc.finished || c->sc.pending > 1))
+            return false;
+    }
+    return true;
 }
 
 void hs_svc_pump(hs_svc_set *s) {

@@ -7,7 +7,8 @@
  * runs on the loop thread and frees itself when its last batch completes.
  *   Check       one reply: the entry's status, or NOT_FOUND for an unknown entry.
  *   Watch       the entry's status at once (SERVICE_UNKNOWN for an unknown one), then again
- *               each time it changes (hs_svc_pump), until the client leaves or stop cancels.
+ *               each time it changes (hs_svc_pump), until the client leaves; at stop, the
+ *               last status (NOT_SERVING) and then UNAVAILABLE "shutting down".
  *   reflection  one answer per request, in order; OK after the client half-closes.
  *   reply       hs_svc_reply: a port's own unary answer, sent and forgotten.
  * Calls that arrive after stop began end UNAVAILABLE; malformed requests INVALID_ARGUMENT.
@@ -18,6 +19,7 @@
 #ifndef HS_NET_SERVICES_H
 #define HS_NET_SERVICES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +59,9 @@ void hs_svc_reply(hs_svc_set *s, grpc_call *call, grpc_byte_buffer *reply,
                   grpc_status_code code, const char *msg);
 /* Loop thread: after the health table may have changed, each Watch sends the new status. */
 void hs_svc_pump(hs_svc_set *s);
+/* No call of the set has a message in flight and every Watch has ended: what a stop's grace
+ * waits for (each Watch's NOT_SERVING, then its UNAVAILABLE status) has gone out. */
+bool hs_svc_flushed(const hs_svc_set *s);
 static inline size_t hs_svc_live(const hs_svc_set *s) {
     return s->n_live;
 }

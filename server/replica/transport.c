@@ -111,9 +111,11 @@ static void on_drain(void *ctx) {
     }
 }
 
-/* The grace may end early once every open stream's outbox is empty. */
+/* The grace may end early once every open stream's outbox is empty and the operator services
+ * have sent what they were sending (a Watch's NOT_SERVING). */
 static bool flushed(void *ctx) {
     hs_transport *t = ctx;
+    if (!hs_svc_flushed(&t->svc)) return false;
     for (size_t i = 0; i < t->n_peers; i++) {
         stream *s = t->peers[i].active;
         if (!s) continue;
