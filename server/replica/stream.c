@@ -110,6 +110,14 @@ void tp_stream_end(stream *s, grpc_status_code code, const char *fmt, ...) {
     grpc_call_cancel_with_status(s->call, code, msg, NULL);
 }
 
+/* Counts a refusal in *counter (a field of t->stats) and ends the stream with code. */
+static void count_and_end(stream *s, uint64_t *counter, grpc_status_code code, const char *msg) {
+    pthread_mutex_lock(&s->t->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&s->t->mu);
+    tp_stream_end(s, code, "%s", msg);
+}
+
 /* Refuses a stream for a handshake failure: counted, logged, ended with code. */
 void tp_refuse(stream *s, grpc_status_code code, const char *fmt, ...) {
     char msg[256];
@@ -117,13 +125,9 @@ void tp_refuse(stream *s, grpc_status_code code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    hs_transport *t = s->t;
-    pthread_mutex_lock(&t->mu);
-    t->stats.refused_handshakes++;
-    pthread_mutex_unlock(&t->mu);
     hs_log(HS_LOG_WARN, MODULE, "refused %s stream %s: %s (%s)", s->dialed ? "dialed" : "inbound",
            s->addr, msg, hs_grpc_code_name(code));
-    tp_stream_end(s, code, "%s", msg);
+    count_and_end(s, &s->t->stats.refused_handshakes, code, msg);
 }
 
 /* An authenticated peer sent something undecodable: counted, logged, stream ended. */
@@ -134,12 +138,8 @@ static void bad_message(stream *s, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    hs_transport *t = s->t;
-    pthread_mutex_lock(&t->mu);
-    t->stats.bad_messages++;
-    pthread_mutex_unlock(&t->mu);
     hs_log(HS_LOG_WARN, MODULE, "bad message from %s: %s", s->peer ? s->peer->name : s->addr, msg);
-    tp_stream_end(s, GRPC_STATUS_INVALID_ARGUMENT, "%s", msg);
+    count_and_end(s, &s->t->stats.bad_messages, GRPC_STATUS_INVALID_ARGUMENT, msg);
 }
 
 static void stream_queue_ctrl(stream *s, Hotstuff__V1__Frame *f) {
