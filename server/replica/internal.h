@@ -125,6 +125,7 @@ struct peer {
     hs_key key;
     char address[HS_TRANSPORT_MAX_ADDR];
     bool dial; /* we dial it: our key is lower and it has an address */
+    bool dial_once; /* our key is higher: one dial at start (see DIALING in transport.c) */
     char name[8];
 
     /* CQ thread only. */

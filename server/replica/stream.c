@@ -521,6 +521,7 @@ static void schedule_dial(hs_transport *t, peer *p, bool failed) {
 }
 
 void tp_dial(hs_transport *t, peer *p) {
+    p->dial_once = false; /* the start-up dial of a higher key is never repeated */
     grpc_channel *ch = hs_rpc_channel(p->address, &t->channel_args);
     grpc_call *call =
         grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, t->loop.srv.cq,

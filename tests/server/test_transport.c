@@ -208,6 +208,38 @@ static void test_transactions(void) {
     cl_stop(&cl);
 }
 
+/* ---- (b2) a restarted higher key does not wait for the lower key's backoff ---- */
+
+static void test_restarted_higher_key_dials_at_start(void) {
+    cluster cl;
+    cl_init(&cl, 2, 0, 60);
+    /* A long backoff: once node 1 is gone, node 0 tries again only after 2.5-5 s. */
+    cl.base.reconnect_initial_ms = 5000;
+    cl.base.reconnect_max_ms = 5000;
+    cl_start(&cl);
+    CU_ASSERT_FATAL(CU_AWAIT(cl_all_connected(&cl), 10000));
+    int port = cl.n[1].port;
+    hs_transport_stop(cl.n[1].t);
+    cl.n[1].t = NULL;
+    CU_ASSERT_FATAL(CU_AWAIT(!cl_peer_stats(&cl, 0, &cl.n[1].kp.public_key).connected, 5000));
+    uint64_t t0 = cu_now_ms();
+    cl_node_start(&cl, 1, port); /* it knows node 0's address now: its start-up dial */
+    CU_ASSERT(CU_AWAIT(cl_all_connected(&cl), 2000)); /* well before node 0's redial */
+    uint64_t took = cu_now_ms() - t0;
+    CU_ASSERT(took < 2000);
+    /* One stream per pair, whichever end dialed, and traffic flows on it. */
+    hs_msg m;
+    cl_sample_msg(&m, HS_MSG_NEW_VIEW, 77);
+    cl.n[0].net.send(cl.n[0].net.self, &cl.n[1].kp.public_key, &m);
+    hs_msg_free(&m);
+    hs_key o;
+    hs_msg got;
+    CU_ASSERT_EQUAL_FATAL(cl_recv_n(&cl, 1, 1, &o, &got, 10000), 1);
+    CU_ASSERT(got.type == HS_MSG_NEW_VIEW && cl_index_of(&cl, &o) == 0);
+    hs_msg_free(&got);
+    cl_stop(&cl);
+}
+
 /* ---- (b) a peer restarts on the same port ---- */
 
 static void test_restarted_peer_is_redialed(void) {
@@ -451,6 +483,7 @@ static const cu_test all_tests[] = {
     {"(a) broadcast and send, every message type", test_broadcast_and_send_every_type},
     {"transactions: gossip and SubmitTransaction", test_transactions},
     {"(b) a restarted peer is redialed", test_restarted_peer_is_redialed},
+    {"(b2) a restarted higher key dials at start", test_restarted_higher_key_dials_at_start},
     {"(g) a full inbox pushes back instead of dropping", test_full_inbox_pushes_back},
     {"(h) oversized messages, either side of the stream", test_oversized_both_directions},
     {NULL, NULL},
